@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Entry points; tools/ does the work. KDIR=<Rust-enabled 7.3 build tree>
+# builds against your own tree with your own toolchain instead of ours.
+
+export KDIR
+export IMPL ?= rs
+
+.PHONY: all module demo check kselftest env kernel rootfs clean clean-cache help
+
+all: module
+
+module:
+	tools/module modules
+
+demo: module
+	tools/vm-run tests/demo.sh
+
+check: module
+	tools/vm-run tests/check.sh
+
+kselftest: module
+	VM_TIMEOUT=$${VM_TIMEOUT:-2400} tools/vm-run tests/kselftest.sh
+
+env:
+	tools/toolchain && tools/kernel && tools/rootfs
+
+clean:
+	tools/module clean
+	rm -rf build src/bindings_generated.rs
+
+clean-cache:
+	tools/clean-cache
+
+help:
+	@sed -n 's/^## //p' README.md

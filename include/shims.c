@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Out-of-line wrappers for static inline kernel APIs and for net_device
+ * fields whose layout (bitfields, struct groups) bindgen cannot express
+ * safely. Each is a one-liner; the logic lives in Rust.
+ */
+#include "wireguard_rs.h"
+
+void *wgrs_netdev_priv(const struct net_device *dev) { return netdev_priv(dev); }
+void wgrs_dev_put(struct net_device *dev) { dev_put(dev); }
+const char *wgrs_netdev_name(const struct net_device *dev) { return dev->name; }
+int wgrs_netdev_ifindex(const struct net_device *dev) { return dev->ifindex; }
+
+const struct rtnl_link_ops *wgrs_netdev_link_ops(const struct net_device *dev)
+{
+	return dev->rtnl_link_ops;
+}
+
+void wgrs_netdev_set_ops(struct net_device *dev, const struct net_device_ops *ops)
+{
+	dev->netdev_ops = ops;
+}
+
+/* A layer-3 tunnel: no link-layer header or address, no qdisc, no ARP. */
+void wgrs_netdev_setup_l3_tunnel(struct net_device *dev, const struct device_type *type,
+				 netdev_features_t features)
+{
+	dev->header_ops = &ip_tunnel_header_ops;
+	dev->hard_header_len = 0;
+	dev->addr_len = 0;
+	dev->type = ARPHRD_NONE;
+	dev->flags = IFF_POINTOPOINT | IFF_NOARP;
+	dev->priv_flags |= IFF_NO_QUEUE;
+	dev->lltx = true;
+	dev->features |= features;
+	dev->hw_features |= features;
+	dev->hw_enc_features |= features;
+	dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;
+	SET_NETDEV_DEVTYPE(dev, type);
+	/* Keep the dst for ICMP replies. */
+	netif_keep_dst(dev);
+	netif_set_tso_max_size(dev, GSO_MAX_SIZE);
+}
+
+void wgrs_netdev_set_mtu(struct net_device *dev, unsigned int mtu, unsigned int max_mtu)
+{
+	dev->mtu = mtu;
+	dev->max_mtu = max_mtu;
+}
+
+void wgrs_netdev_set_room(struct net_device *dev, unsigned short headroom,
+			  unsigned short tailroom)
+{
+	dev->needed_headroom = headroom;
+	dev->needed_tailroom = tailroom;
+}
+
+void wgrs_netdev_set_destructor(struct net_device *dev, void (*destructor)(struct net_device *))
+{
+	dev->priv_destructor = destructor;
+}
+
+void wgrs_netdev_tx_error(struct net_device *dev) { DEV_STATS_INC(dev, tx_errors); }
+
+struct net *wgrs_rtnl_newlink_link_net(struct rtnl_newlink_params *params)
+{
+	return rtnl_newlink_link_net(params);
+}
+
+void wgrs_list_init(struct list_head *list) { INIT_LIST_HEAD(list); }
+void wgrs_list_add(struct list_head *entry, struct list_head *head) { list_add(entry, head); }
+void wgrs_list_del(struct list_head *entry) { list_del(entry); }
+
+struct net *wgrs_skb_sock_net(const struct sk_buff *skb) { return sock_net(skb->sk); }
+void wgrs_genlmsg_end(struct sk_buff *skb, void *hdr) { genlmsg_end(skb, hdr); }
+void wgrs_genlmsg_cancel(struct sk_buff *skb, void *hdr) { genlmsg_cancel(skb, hdr); }
+
+void wgrs_genl_dump_check_consistent(struct netlink_callback *cb, void *hdr)
+{
+	genl_dump_check_consistent(cb, hdr);
+}
+
+const struct genl_info *wgrs_genl_info_dump(struct netlink_callback *cb)
+{
+	return genl_info_dump(cb);
+}
+
+u32 wgrs_netlink_cb_portid(const struct netlink_callback *cb)
+{
+	return NETLINK_CB(cb->skb).portid;
+}
+
+u32 wgrs_netlink_cb_nlmsg_seq(const struct netlink_callback *cb) { return cb->nlh->nlmsg_seq; }
+struct net *wgrs_netlink_cb_net(const struct netlink_callback *cb) { return sock_net(cb->skb->sk); }
+void wgrs_netlink_cb_set_seq(struct netlink_callback *cb, unsigned int seq) { cb->seq = seq; }
+
+/* The dump's private state lives behind the first callback argument. */
+void **wgrs_netlink_cb_state(struct netlink_callback *cb)
+{
+	BUILD_BUG_ON(sizeof(cb->args[0]) < sizeof(void *));
+	return (void **)&cb->args[0];
+}
+
+struct nlattr **wgrs_genl_info_attrs(const struct genl_info *info) { return info->attrs; }
+struct net *wgrs_genl_info_net(const struct genl_info *info) { return genl_info_net(info); }
+const struct genl_family *wgrs_genl_info_family(const struct genl_info *info) { return info->family; }
+u8 wgrs_genl_info_cmd(const struct genl_info *info) { return info->genlhdr->cmd; }
+
+void wgrs_kfree_skb(struct sk_buff *skb) { kfree_skb(skb); }
+
+bool wgrs_net_ns_capable(struct net *net, int cap) { return ns_capable(net->user_ns, cap); }
+void wgrs_memzero_explicit(void *s, size_t count) { memzero_explicit(s, count); }
+int wgrs_crypto_memneq(const void *a, const void *b, size_t size) { return crypto_memneq(a, b, size); }

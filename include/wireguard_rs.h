@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Input of our bindgen step (see Kbuild): the kernel APIs the Rust
+ * abstractions in src/kapi/ use, plus the wgrs_* shims in shims.c for what
+ * the kernel only offers as static inlines or macros.
+ */
+#ifndef WIREGUARD_RS_H
+#define WIREGUARD_RS_H
+
+#include <linux/netdevice.h>
+#include <linux/if_arp.h>
+#include <linux/rtnetlink.h>
+#include <linux/skbuff.h>
+#include <linux/capability.h>
+#include <net/rtnetlink.h>
+#include <net/genetlink.h>
+#include <net/netlink.h>
+#include <net/net_namespace.h>
+#include <net/ip_tunnels.h>
+#include <net/sock.h>
+#include <crypto/curve25519.h>
+#include <crypto/utils.h>
+#include <uapi/linux/wireguard.h>
+
+/* Macro constants that bindgen cannot evaluate. */
+const netdev_features_t WGRS_NETIF_F_HW_CSUM = NETIF_F_HW_CSUM;
+const netdev_features_t WGRS_NETIF_F_RXCSUM = NETIF_F_RXCSUM;
+const netdev_features_t WGRS_NETIF_F_SG = NETIF_F_SG;
+const netdev_features_t WGRS_NETIF_F_GSO = NETIF_F_GSO;
+const netdev_features_t WGRS_NETIF_F_GSO_SOFTWARE = NETIF_F_GSO_SOFTWARE;
+const netdev_features_t WGRS_NETIF_F_HIGHDMA = NETIF_F_HIGHDMA;
+const unsigned int WGRS_L1_CACHE_BYTES = L1_CACHE_BYTES;
+const int WGRS_NLA_HDRLEN = NLA_HDRLEN;
+const unsigned int WGRS_NLM_F_MULTI = NLM_F_MULTI;
+const unsigned int WGRS_NLM_F_DUMP = NLM_F_DUMP;
+
+/* net_device */
+void *wgrs_netdev_priv(const struct net_device *dev);
+void wgrs_dev_put(struct net_device *dev);
+const char *wgrs_netdev_name(const struct net_device *dev);
+int wgrs_netdev_ifindex(const struct net_device *dev);
+const struct rtnl_link_ops *wgrs_netdev_link_ops(const struct net_device *dev);
+void wgrs_netdev_set_ops(struct net_device *dev, const struct net_device_ops *ops);
+void wgrs_netdev_setup_l3_tunnel(struct net_device *dev, const struct device_type *type,
+				 netdev_features_t features);
+void wgrs_netdev_set_mtu(struct net_device *dev, unsigned int mtu, unsigned int max_mtu);
+void wgrs_netdev_set_room(struct net_device *dev, unsigned short headroom,
+			  unsigned short tailroom);
+void wgrs_netdev_set_destructor(struct net_device *dev, void (*destructor)(struct net_device *));
+void wgrs_netdev_tx_error(struct net_device *dev);
+struct net *wgrs_rtnl_newlink_link_net(struct rtnl_newlink_params *params);
+
+/* lists */
+void wgrs_list_init(struct list_head *list);
+void wgrs_list_add(struct list_head *entry, struct list_head *head);
+void wgrs_list_del(struct list_head *entry);
+
+/* netlink messages */
+struct net *wgrs_skb_sock_net(const struct sk_buff *skb);
+void wgrs_genlmsg_end(struct sk_buff *skb, void *hdr);
+void wgrs_genlmsg_cancel(struct sk_buff *skb, void *hdr);
+void wgrs_genl_dump_check_consistent(struct netlink_callback *cb, void *hdr);
+const struct genl_info *wgrs_genl_info_dump(struct netlink_callback *cb);
+u32 wgrs_netlink_cb_portid(const struct netlink_callback *cb);
+u32 wgrs_netlink_cb_nlmsg_seq(const struct netlink_callback *cb);
+struct net *wgrs_netlink_cb_net(const struct netlink_callback *cb);
+void wgrs_netlink_cb_set_seq(struct netlink_callback *cb, unsigned int seq);
+void **wgrs_netlink_cb_state(struct netlink_callback *cb);
+struct nlattr **wgrs_genl_info_attrs(const struct genl_info *info);
+struct net *wgrs_genl_info_net(const struct genl_info *info);
+const struct genl_family *wgrs_genl_info_family(const struct genl_info *info);
+u8 wgrs_genl_info_cmd(const struct genl_info *info);
+void wgrs_kfree_skb(struct sk_buff *skb);
+
+/* capabilities and secrets */
+bool wgrs_net_ns_capable(struct net *net, int cap);
+void wgrs_memzero_explicit(void *s, size_t count);
+int wgrs_crypto_memneq(const void *a, const void *b, size_t size);
+
+#endif

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The WireGuard network device: link kind "wireguard" (upstream `device.c`).
+
+use crate::kapi::netdev::{Features, LinkKind, LinkOps, NetDevice, SetupDevice, SkBuff, NET_SKB_PAD};
+use crate::kapi::sync::Rtnl;
+use crate::messages::{
+    noise_encrypted_len, MESSAGE_DATA_HEADER_LEN, MESSAGE_MINIMUM_LENGTH, MESSAGE_PADDING_MULTIPLE,
+};
+use crate::noise::StaticIdentity;
+use crate::wg_debug;
+use kernel::{new_mutex, prelude::*, sync::Mutex};
+
+/// Every device of the kind.
+pub(crate) static LINK_KIND: LinkKind<Device> = LinkKind::new();
+
+const IPV4_HEADER_LEN: usize = 20;
+const IPV6_HEADER_LEN: usize = 40;
+const UDP_HEADER_LEN: usize = 8;
+const ETH_DATA_LEN: usize = 1500;
+
+/// What encapsulation adds to every packet, in the worst case (IPv6).
+const OVERHEAD: usize = MESSAGE_MINIMUM_LENGTH + UDP_HEADER_LEN + max(IPV6_HEADER_LEN, IPV4_HEADER_LEN);
+
+/// Room in front of a packet for the outer IP, UDP and data headers.
+const DATA_PACKET_HEAD_ROOM: usize =
+    (MESSAGE_DATA_HEADER_LEN + max(IPV4_HEADER_LEN, IPV6_HEADER_LEN) + UDP_HEADER_LEN + NET_SKB_PAD)
+        .next_multiple_of(4);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+const FEATURES: Features = Features::HW_CSUM
+    .union(Features::RXCSUM)
+    .union(Features::SG)
+    .union(Features::GSO)
+    .union(Features::GSO_SOFTWARE)
+    .union(Features::HIGHDMA);
+
+/// A WireGuard interface.
+#[pin_data]
+pub(crate) struct Device {
+    /// Serialises configuration changes and dumps (upstream's
+    /// `device_update_lock`); taken after RTNL.
+    #[pin]
+    pub(crate) config: Mutex<Config>,
+}
+
+/// What `wg set` configures on the interface itself.
+pub(crate) struct Config {
+    pub(crate) identity: StaticIdentity,
+    /// Stored until the data plane brings sockets.
+    pub(crate) listen_port: u16,
+    pub(crate) fwmark: u32,
+    /// Bumped on every change, so that a dump spanning one is flagged.
+    pub(crate) generation: u32,
+}
+
+impl LinkOps for Device {
+    const KIND: &'static CStr = c"wireguard";
+
+    fn kind() -> &'static LinkKind<Self> {
+        &LINK_KIND
+    }
+
+    fn setup(dev: &mut SetupDevice<'_>) {
+        dev.layer3_tunnel::<Self>(FEATURES);
+        let max_mtu = (i32::MAX as usize / MESSAGE_PADDING_MULTIPLE) * MESSAGE_PADDING_MULTIPLE - OVERHEAD;
+        dev.set_mtu((ETH_DATA_LEN - OVERHEAD) as u32, max_mtu as u32);
+        dev.set_needed_room(
+            DATA_PACKET_HEAD_ROOM as u16,
+            noise_encrypted_len(MESSAGE_PADDING_MULTIPLE) as u16,
+        );
+    }
+
+    fn new(_dev: &NetDevice) -> impl PinInit<Self, Error> {
+        try_pin_init!(Device {
+            config <- new_mutex!(Config {
+                identity: StaticIdentity::new(),
+                listen_port: 0,
+                fwmark: 0,
+                generation: 1,
+            }),
+        })
+    }
+
+    fn registered(&self, dev: &NetDevice) {
+        wg_debug!("{}: Interface created\n", dev.name());
+    }
+
+    fn destroyed(&self, dev: &NetDevice) {
+        wg_debug!("{}: Interface destroyed\n", dev.name());
+    }
+
+    fn open(&self, _dev: &NetDevice) -> Result {
+        Ok(())
+    }
+
+    fn stop(&self, _dev: &NetDevice) -> Result {
+        Ok(())
+    }
+
+    fn xmit(&self, dev: &NetDevice, skb: SkBuff) {
+        // No peers yet to route to.
+        dev.count_tx_error();
+        drop(skb);
+    }
+
+    fn creating_net_exit(&self, dev: &NetDevice, _rtnl: &Rtnl) {
+        wg_debug!("{}: Creating namespace exiting\n", dev.name());
+    }
+}

@@ -1,0 +1,554 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Generic netlink families with split `do` and `dump` operations.
+//!
+//! A family is a `static` [`Family`] over a `static` table of [`SplitOp`]s,
+//! each with a `static` [`Policy`] that the core validates requests against
+//! before calling the handler. Handlers read attributes through [`Attrs`]
+//! and write replies through [`Message`]; neither exposes raw buffers, and
+//! every read is bounds-checked, so no request can make them misbehave.
+
+use super::bindings;
+use super::netdev::Net;
+use core::{ffi::CStr, marker::PhantomData, ptr::NonNull};
+use kernel::{error::from_result, prelude::*, types::Opaque};
+
+/// Length of a netlink attribute header.
+const NLA_HDRLEN: usize = bindings::WGRS_NLA_HDRLEN as usize;
+/// Netlink attributes are padded to this alignment.
+const NLA_ALIGNTO: usize = 4;
+
+/// One attribute's validation rule (`struct nla_policy`).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct PolicyEntry(bindings::nla_policy);
+
+impl PolicyEntry {
+    const fn typed(kind: u32) -> Self {
+        let mut entry: bindings::nla_policy = pin_init::zeroed();
+        entry.type_ = kind as u8;
+        PolicyEntry(entry)
+    }
+
+    /// No rule: the attribute is accepted unvalidated (or rejected under
+    /// strict validation when it lies beyond `maxattr`).
+    pub(crate) const UNSPEC: Self = Self::typed(bindings::NLA_UNSPEC);
+
+    pub(crate) const fn u8() -> Self {
+        Self::typed(bindings::NLA_U8)
+    }
+
+    pub(crate) const fn u16() -> Self {
+        Self::typed(bindings::NLA_U16)
+    }
+
+    pub(crate) const fn u32() -> Self {
+        Self::typed(bindings::NLA_U32)
+    }
+
+    pub(crate) const fn u64() -> Self {
+        Self::typed(bindings::NLA_U64)
+    }
+
+    /// A NUL-terminated string of at most `max_len` characters.
+    pub(crate) const fn nul_string(max_len: u16) -> Self {
+        let mut entry = Self::typed(bindings::NLA_NUL_STRING);
+        entry.0.len = max_len;
+        entry
+    }
+
+    /// Binary data of exactly `len` bytes.
+    pub(crate) const fn exact_len(len: u16) -> Self {
+        let mut entry = Self::typed(bindings::NLA_BINARY);
+        entry.0.validation_type = bindings::NLA_VALIDATE_RANGE as u8;
+        entry.0.__bindgen_anon_1.__bindgen_anon_1.min = len as i16;
+        entry.0.__bindgen_anon_1.__bindgen_anon_1.max = len as i16;
+        entry
+    }
+
+    /// Binary data of at least `len` bytes.
+    pub(crate) const fn min_len(len: u16) -> Self {
+        let mut entry = Self::typed(bindings::NLA_BINARY);
+        entry.0.validation_type = bindings::NLA_VALIDATE_MIN as u8;
+        entry.0.__bindgen_anon_1.__bindgen_anon_1.min = len as i16;
+        entry
+    }
+
+    /// A `u32` whose set bits must all lie within `mask`.
+    pub(crate) const fn u32_mask(mask: u32) -> Self {
+        let mut entry = Self::typed(bindings::NLA_U32);
+        entry.0.validation_type = bindings::NLA_VALIDATE_MASK as u8;
+        entry.0.__bindgen_anon_1.mask = mask;
+        entry
+    }
+
+    /// A nest of nests, each validated against `policy`.
+    pub(crate) const fn nested_array<const N: usize>(policy: &'static Policy<N>) -> Self {
+        let mut entry = Self::typed(bindings::NLA_NESTED_ARRAY);
+        entry.0.len = (N - 1) as u16;
+        entry.0.__bindgen_anon_1.nested_policy = policy.0.as_ptr().cast();
+        entry
+    }
+}
+
+/// A validation table indexed by attribute type; `N - 1` is the largest type.
+#[repr(transparent)]
+pub(crate) struct Policy<const N: usize>([PolicyEntry; N]);
+
+// SAFETY: policies are immutable; their pointers only lead to other statics.
+unsafe impl<const N: usize> Sync for Policy<N> {}
+
+impl<const N: usize> Policy<N> {
+    pub(crate) const fn new() -> Self {
+        Policy([PolicyEntry::UNSPEC; N])
+    }
+
+    /// Sets the rule for attribute type `kind`.
+    pub(crate) const fn with(mut self, kind: u32, entry: PolicyEntry) -> Self {
+        self.0[kind as usize] = entry;
+        self
+    }
+}
+
+/// Permission and capability flags of an operation (`GENL_*`).
+#[derive(Clone, Copy)]
+pub(crate) struct OpFlags(u8);
+
+impl OpFlags {
+    /// Requires CAP_NET_ADMIN over the user namespace of the caller's netns.
+    pub(crate) const UNS_ADMIN_PERM: OpFlags = OpFlags(bindings::GENL_UNS_ADMIN_PERM as u8);
+}
+
+/// A `do` handler: one request, one acknowledgement.
+pub(crate) trait DoHandler {
+    fn doit(request: &mut Request<'_>) -> Result;
+}
+
+/// A `dump` handler: one request, a series of reply messages.
+pub(crate) trait DumpHandler {
+    /// What the dump remembers between messages.
+    type State: Send;
+
+    /// Validates the request and sets up the dump.
+    fn start(request: &mut Request<'_>) -> Result<Self::State>;
+
+    /// Writes the reply.
+    fn dump(state: &mut Self::State, writer: &mut DumpWriter<'_>) -> Result;
+}
+
+/// One operation of a family (`struct genl_split_ops`).
+#[repr(transparent)]
+pub(crate) struct SplitOp(bindings::genl_split_ops);
+
+// SAFETY: immutable; its pointers lead to static policies and functions.
+unsafe impl Sync for SplitOp {}
+
+impl SplitOp {
+    const fn base<const N: usize>(cmd: u8, policy: &'static Policy<N>, flags: u8) -> Self {
+        let mut op: bindings::genl_split_ops = pin_init::zeroed();
+        op.cmd = cmd;
+        op.flags = flags;
+        op.policy = policy.0.as_ptr().cast();
+        op.maxattr = (N - 1) as u32;
+        SplitOp(op)
+    }
+
+    pub(crate) const fn doit<H: DoHandler, const N: usize>(
+        cmd: u32,
+        policy: &'static Policy<N>,
+        flags: OpFlags,
+    ) -> Self {
+        let mut op = Self::base(cmd as u8, policy, flags.0 | bindings::GENL_CMD_CAP_DO as u8);
+        op.0.__bindgen_anon_1.__bindgen_anon_1.doit = Some(doit_callback::<H, N>);
+        op
+    }
+
+    pub(crate) const fn dump<H: DumpHandler, const N: usize>(
+        cmd: u32,
+        policy: &'static Policy<N>,
+        flags: OpFlags,
+    ) -> Self {
+        let mut op = Self::base(cmd as u8, policy, flags.0 | bindings::GENL_CMD_CAP_DUMP as u8);
+        op.0.__bindgen_anon_1.__bindgen_anon_2.start = Some(start_callback::<H, N>);
+        op.0.__bindgen_anon_1.__bindgen_anon_2.dumpit = Some(dumpit_callback::<H>);
+        op.0.__bindgen_anon_1.__bindgen_anon_2.done = Some(done_callback::<H>);
+        op
+    }
+}
+
+/// A generic netlink family.
+pub(crate) struct Family {
+    inner: Opaque<bindings::genl_family>,
+    name: &'static CStr,
+    version: u8,
+    ops: &'static [SplitOp],
+}
+
+// SAFETY: `inner` is written once before registration (see `register`) and
+// afterwards only by the genetlink core under its own lock.
+unsafe impl Sync for Family {}
+
+impl Family {
+    pub(crate) const fn new(name: &'static CStr, version: u8, ops: &'static [SplitOp]) -> Self {
+        Family { inner: Opaque::zeroed(), name, version, ops }
+    }
+
+    /// Registers the family (netns-aware); unregistered when the returned
+    /// value is dropped.
+    pub(crate) fn register(&'static self, module: &'static ThisModule) -> Result<FamilyRegistration> {
+        let name = self.name.to_bytes_with_nul();
+        // SAFETY: an unregistered family is ours alone. `genl_register_family`
+        // rejects a second registration of the same family with EEXIST.
+        unsafe {
+            let family = &mut *self.inner.get();
+            if family.id != 0 {
+                return Err(EBUSY);
+            }
+            if name.len() > family.name.len() {
+                return Err(EINVAL);
+            }
+            for (dst, src) in family.name.iter_mut().zip(name) {
+                *dst = *src as kernel::ffi::c_char;
+            }
+            family.version = self.version.into();
+            family.set_netnsok(1);
+            family.module = module.as_ptr().cast();
+            family.split_ops = self.ops.as_ptr().cast();
+            family.n_split_ops = self.ops.len() as u8;
+        }
+        // SAFETY: fully set up and static.
+        kernel::error::to_result(unsafe { bindings::genl_register_family(self.inner.get()) })?;
+        Ok(FamilyRegistration(self))
+    }
+
+}
+
+/// Keeps a [`Family`] registered.
+pub(crate) struct FamilyRegistration(&'static Family);
+
+impl Drop for FamilyRegistration {
+    fn drop(&mut self) {
+        // SAFETY: registered in `Family::register`; this waits for running
+        // handlers and dumps to finish.
+        unsafe { bindings::genl_unregister_family(self.0.inner.get()) };
+        // SAFETY: no longer registered, so ours alone again.
+        unsafe { (*self.0.inner.get()).id = 0 };
+    }
+}
+
+/// A request as the handlers see it.
+pub(crate) struct Request<'a> {
+    attrs: Attrs<'a>,
+    net: &'a Net,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn attrs(&self) -> &Attrs<'a> {
+        &self.attrs
+    }
+
+    pub(crate) fn attrs_mut(&mut self) -> &mut Attrs<'a> {
+        &mut self.attrs
+    }
+
+    /// The namespace of the requesting socket.
+    pub(crate) fn net(&self) -> &'a Net {
+        self.net
+    }
+}
+
+/// The validated top-level attributes of a request, indexed by type.
+pub(crate) struct Attrs<'a> {
+    table: &'a [*mut bindings::nlattr],
+}
+
+impl<'a> Attrs<'a> {
+    /// # Safety
+    ///
+    /// `table` must hold `len` entries, each NULL or a valid attribute, all
+    /// valid and unaliased by Rust references for `'a`.
+    unsafe fn from_raw(table: *mut *mut bindings::nlattr, len: usize) -> Self {
+        let table = if table.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: guaranteed by the caller.
+            unsafe { core::slice::from_raw_parts(table, len) }
+        };
+        Attrs { table }
+    }
+
+    pub(crate) fn get(&self, kind: u32) -> Option<Attr<'_>> {
+        let ptr = NonNull::new(*self.table.get(kind as usize)?)?;
+        // SAFETY: entries of the table are valid attributes for `'a`.
+        Some(unsafe { Attr::from_raw(ptr) })
+    }
+
+    /// Copies out an attribute of exactly `N` bytes and wipes it in the
+    /// request, for secrets that must not linger in socket buffers.
+    pub(crate) fn take_secret<const N: usize>(
+        &mut self,
+        kind: u32,
+    ) -> Option<Result<super::crypto::Secret<N>>> {
+        let ptr = NonNull::new(*self.table.get(kind as usize)?)?;
+        // SAFETY: a valid attribute; `&mut self` ensures no `Attr` borrowed
+        // from this table is alive while we write to it.
+        let attr = unsafe { Attr::from_raw(ptr) };
+        let len = attr.payload_len();
+        let data = attr.payload_ptr().cast_mut();
+        let mut secret = super::crypto::Secret::<N>::zeroed();
+        // SAFETY: the payload is `len` bytes, readable and writable (the
+        // request buffer is ours for the duration of the handler).
+        let payload = unsafe { core::slice::from_raw_parts_mut(data, len) };
+        let result = if len == N {
+            secret.expose_mut().copy_from_slice(payload);
+            Ok(secret)
+        } else {
+            Err(EINVAL)
+        };
+        super::crypto::wipe(payload);
+        Some(result)
+    }
+}
+
+/// One attribute of a request.
+#[derive(Clone, Copy)]
+pub(crate) struct Attr<'a> {
+    ptr: NonNull<bindings::nlattr>,
+    _data: PhantomData<&'a [u8]>,
+}
+
+impl<'a> Attr<'a> {
+    /// # Safety
+    ///
+    /// `ptr` must be a valid attribute whose `nla_len` bytes are readable
+    /// for `'a` and not written meanwhile.
+    unsafe fn from_raw(ptr: NonNull<bindings::nlattr>) -> Self {
+        Attr { ptr, _data: PhantomData }
+    }
+
+    fn len(&self) -> usize {
+        // SAFETY: a valid attribute has a readable header.
+        usize::from(unsafe { self.ptr.as_ptr().read_unaligned() }.nla_len)
+    }
+
+    fn payload_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr().cast::<u8>().wrapping_add(NLA_HDRLEN)
+    }
+
+    pub(crate) fn payload_len(&self) -> usize {
+        self.len().saturating_sub(NLA_HDRLEN)
+    }
+
+    /// The payload bytes.
+    pub(crate) fn payload(&self) -> &'a [u8] {
+        // SAFETY: `nla_len` covers the header and the payload, all readable.
+        unsafe { core::slice::from_raw_parts(self.payload_ptr(), self.payload_len()) }
+    }
+
+    fn leading<const N: usize>(&self) -> Result<[u8; N]> {
+        self.payload().get(..N).and_then(|b| b.try_into().ok()).ok_or(EINVAL)
+    }
+
+    pub(crate) fn u16(&self) -> Result<u16> {
+        Ok(u16::from_ne_bytes(self.leading()?))
+    }
+
+    pub(crate) fn u32(&self) -> Result<u32> {
+        Ok(u32::from_ne_bytes(self.leading()?))
+    }
+
+    /// A NUL-terminated string payload.
+    pub(crate) fn cstr(&self) -> Result<&'a CStr> {
+        CStr::from_bytes_until_nul(self.payload()).map_err(|_| EINVAL)
+    }
+
+    /// The attributes nested in this one.
+    pub(crate) fn nested(&self) -> NestedAttrs<'a> {
+        NestedAttrs { rest: self.payload() }
+    }
+}
+
+/// Iterates over nested attributes; stops at the first malformed header.
+pub(crate) struct NestedAttrs<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for NestedAttrs<'a> {
+    type Item = Attr<'a>;
+
+    fn next(&mut self) -> Option<Attr<'a>> {
+        let len = u16::from_ne_bytes(self.rest.get(..2)?.try_into().ok()?) as usize;
+        if len < NLA_HDRLEN || len > self.rest.len() {
+            self.rest = &[];
+            return None;
+        }
+        let ptr = NonNull::from(self.rest).cast::<bindings::nlattr>();
+        let aligned = len.next_multiple_of(NLA_ALIGNTO).min(self.rest.len());
+        self.rest = &self.rest[aligned..];
+        // SAFETY: the header and its `len` bytes lie within the parent's
+        // payload, which is readable for `'a`.
+        Some(unsafe { Attr::from_raw(ptr) })
+    }
+}
+
+/// Writes attributes into a reply.
+pub(crate) struct Message<'a> {
+    skb: NonNull<bindings::sk_buff>,
+    _skb: PhantomData<&'a mut bindings::sk_buff>,
+}
+
+impl Message<'_> {
+    pub(crate) fn put_bytes(&mut self, kind: u32, bytes: &[u8]) -> Result {
+        let len = i32::try_from(bytes.len()).map_err(|_| EMSGSIZE)?;
+        // SAFETY: `skb` is ours to write; `nla_put` checks tailroom.
+        kernel::error::to_result(unsafe {
+            bindings::nla_put(self.skb.as_ptr(), kind as i32, len, bytes.as_ptr().cast())
+        })
+    }
+
+    pub(crate) fn put_u16(&mut self, kind: u32, value: u16) -> Result {
+        self.put_bytes(kind, &value.to_ne_bytes())
+    }
+
+    pub(crate) fn put_u32(&mut self, kind: u32, value: u32) -> Result {
+        self.put_bytes(kind, &value.to_ne_bytes())
+    }
+
+    /// A string, NUL included.
+    pub(crate) fn put_cstr(&mut self, kind: u32, value: &CStr) -> Result {
+        self.put_bytes(kind, value.to_bytes_with_nul())
+    }
+}
+
+/// Writes the messages of a dump.
+pub(crate) struct DumpWriter<'a> {
+    skb: NonNull<bindings::sk_buff>,
+    cb: NonNull<bindings::netlink_callback>,
+    family: *const bindings::genl_family,
+    cmd: u8,
+    header: Option<NonNull<c_void>>,
+    _skb: PhantomData<&'a mut bindings::sk_buff>,
+}
+
+impl DumpWriter<'_> {
+    /// Starts this round's message. `generation` identifies the state being
+    /// dumped: if it differs from the previous round's, the message is
+    /// flagged `NLM_F_DUMP_INTR` so that userspace knows to retry.
+    pub(crate) fn begin(&mut self, generation: u32) -> Result<Message<'_>> {
+        if self.header.is_some() {
+            return Err(EINVAL);
+        }
+        let (skb, cb) = (self.skb.as_ptr(), self.cb.as_ptr());
+        // SAFETY: `skb` and `cb` are the dump's, valid during `dumpit`.
+        let header = unsafe {
+            bindings::wgrs_netlink_cb_set_seq(cb, generation);
+            bindings::genlmsg_put(
+                skb,
+                bindings::wgrs_netlink_cb_portid(cb),
+                bindings::wgrs_netlink_cb_nlmsg_seq(cb),
+                self.family,
+                bindings::WGRS_NLM_F_MULTI as i32,
+                self.cmd,
+            )
+        };
+        let header = NonNull::new(header).ok_or(EMSGSIZE)?;
+        // SAFETY: `header` was just put into `skb` for this dump.
+        unsafe { bindings::wgrs_genl_dump_check_consistent(cb, header.as_ptr()) };
+        self.header = Some(header);
+        Ok(Message { skb: self.skb, _skb: PhantomData })
+    }
+}
+
+/// A boxed dump state behind `cb->args[0]`.
+fn dump_state<H: DumpHandler>(cb: *mut bindings::netlink_callback) -> *mut *mut c_void {
+    // SAFETY: `cb` is a live callback (all callers get it from the core).
+    unsafe { bindings::wgrs_netlink_cb_state(cb) }
+}
+
+unsafe extern "C" fn doit_callback<H: DoHandler, const N: usize>(
+    skb: *mut bindings::sk_buff,
+    info: *mut bindings::genl_info,
+) -> kernel::ffi::c_int {
+    let _request_skb = skb;
+    // SAFETY: the core passes a parsed request: `attrs` has `maxattr + 1`
+    // entries (our policy's `N`), valid until we return.
+    let mut request = unsafe {
+        Request {
+            attrs: Attrs::from_raw(bindings::wgrs_genl_info_attrs(info), N),
+            net: Net::from_raw(bindings::wgrs_genl_info_net(info)),
+        }
+    };
+    from_result(|| H::doit(&mut request).map(|()| 0))
+}
+
+unsafe extern "C" fn start_callback<H: DumpHandler, const N: usize>(
+    cb: *mut bindings::netlink_callback,
+) -> kernel::ffi::c_int {
+    from_result(|| {
+        // SAFETY: as in `doit_callback`, for the dump's request.
+        let mut request = unsafe {
+            let info = bindings::wgrs_genl_info_dump(cb);
+            Request {
+                attrs: Attrs::from_raw(bindings::wgrs_genl_info_attrs(info), N),
+                net: Net::from_raw(bindings::wgrs_netlink_cb_net(cb)),
+            }
+        };
+        let state = KBox::new(H::start(&mut request)?, GFP_KERNEL)?;
+        // SAFETY: `args[0]` is ours; `done` frees what we store here.
+        unsafe { *dump_state::<H>(cb) = KBox::into_raw(state).cast() };
+        Ok(0)
+    })
+}
+
+unsafe extern "C" fn dumpit_callback<H: DumpHandler>(
+    skb: *mut bindings::sk_buff,
+    cb: *mut bindings::netlink_callback,
+) -> kernel::ffi::c_int {
+    // SAFETY: `start` succeeded, so `args[0]` holds our state, and the core
+    // never runs two rounds of one dump at once.
+    let state = unsafe { &mut *(*dump_state::<H>(cb)).cast::<H::State>() };
+    let (Some(skb_ptr), Some(cb_ptr)) = (NonNull::new(skb), NonNull::new(cb)) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: a dump's callback has the genl_info of its request.
+    let (family, cmd) = unsafe {
+        let info = bindings::wgrs_genl_info_dump(cb);
+        (bindings::wgrs_genl_info_family(info), bindings::wgrs_genl_info_cmd(info))
+    };
+    let mut writer =
+        DumpWriter { skb: skb_ptr, cb: cb_ptr, family, cmd, header: None, _skb: PhantomData };
+    let result = H::dump(state, &mut writer);
+    let Some(header) = writer.header else {
+        return match result {
+            Ok(_) => 0,
+            Err(e) => e.to_errno(),
+        };
+    };
+    // SAFETY: `header` was put into `skb` in this round.
+    unsafe {
+        match result {
+            Err(e) => {
+                bindings::wgrs_genlmsg_cancel(skb, header.as_ptr());
+                e.to_errno()
+            }
+            Ok(()) => {
+                bindings::wgrs_genlmsg_end(skb, header.as_ptr());
+                0
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn done_callback<H: DumpHandler>(
+    cb: *mut bindings::netlink_callback,
+) -> kernel::ffi::c_int {
+    let slot = dump_state::<H>(cb);
+    // SAFETY: `args[0]` is NULL (start failed or never ran) or our state.
+    unsafe {
+        if !(*slot).is_null() {
+            drop(KBox::from_raw((*slot).cast::<H::State>()));
+            *slot = core::ptr::null_mut();
+        }
+    }
+    0
+}

@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe abstractions over the kernel C APIs that wireguard-rs uses.
+//!
+//! This is the only place in the crate with FFI and `unsafe`; the WireGuard
+//! logic (the sibling modules of `kapi`) is written in safe Rust on top of
+//! it. Each submodule wraps one kernel facility and documents the invariants
+//! that make its safe interface sound.
+
+pub(crate) mod bindings;
+pub(crate) mod crypto;
+pub(crate) mod genl;
+pub(crate) mod netdev;
+pub(crate) mod sync;
+pub(crate) mod uapi;

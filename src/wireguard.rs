@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! wireguard-rs: the WireGuard secure network tunnel, in Rust.
+//!
+//! A drop-in for the kernel's `drivers/net/wireguard`: the same link kind,
+//! generic netlink family, wire format and behaviour, so that `ip` and `wg`
+//! drive it unchanged. One module per concern, as upstream:
+//!
+//! - [`device`]: the net_device and its rtnl link kind;
+//! - [`netlink`]: the "wireguard" generic netlink family;
+//! - [`noise`]: the static identity (and later the Noise handshake);
+//! - [`messages`]: protocol constants.
+//!
+//! All FFI and `unsafe` code lives in [`kapi`]; the rest is safe Rust.
+
+mod kapi;
+
+#[deny(unsafe_code)]
+mod device;
+#[deny(unsafe_code)]
+mod messages;
+#[deny(unsafe_code)]
+mod netlink;
+#[deny(unsafe_code)]
+mod noise;
+
+use kernel::prelude::*;
+
+/// Upstream's `WIREGUARD_VERSION`, whose protocol and interface we implement.
+const WIREGUARD_VERSION: &str = "1.0.0";
+
+/// Prints at `KERN_DEBUG`, unconditionally (upstream's `pr_debug` under
+/// `CONFIG_WIREGUARD_DEBUG`). The kselftest pairs these lines up.
+macro_rules! wg_debug {
+    ($($arg:tt)*) => {
+        ::kernel::print_macro!(::kernel::print::format_strings::DEBUG, false, $($arg)*)
+    };
+}
+pub(crate) use wg_debug;
+
+module! {
+    type: WireGuard,
+    name: "wireguard_rs",
+    authors: ["wireguard-rs developers"],
+    description: "WireGuard secure network tunnel, in Rust",
+    license: "GPL",
+    alias: ["rtnl-link-wireguard", "net-pf-16-proto-16-family-wireguard"],
+}
+
+struct WireGuard {
+    // Dropped in declaration order: the family goes first, so that no
+    // netlink request can reach a device while the link kind goes away.
+    _genl: kapi::genl::FamilyRegistration,
+    _link: kapi::netdev::LinkRegistration<device::Device>,
+}
+
+impl kernel::Module for WireGuard {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let link = device::LINK_KIND.register()?;
+        let genl = netlink::FAMILY.register(module)?;
+        pr_info!(
+            "WireGuard {} loaded (wireguard-rs). See www.wireguard.com for information.\n",
+            WIREGUARD_VERSION
+        );
+        pr_info!("Copyright (C) 2026 wireguard-rs developers. All Rights Reserved.\n");
+        Ok(WireGuard { _genl: genl, _link: link })
+    }
+}
