@@ -111,3 +111,5 @@ void wgrs_kfree_skb(struct sk_buff *skb) { kfree_skb(skb); }
 bool wgrs_net_ns_capable(struct net *net, int cap) { return ns_capable(net->user_ns, cap); }
 void wgrs_memzero_explicit(void *s, size_t count) { memzero_explicit(s, count); }
 int wgrs_crypto_memneq(const void *a, const void *b, size_t size) { return crypto_memneq(a, b, size); }
+
+bool wgrs_refcount_inc_not_zero(refcount_t *r) { return refcount_inc_not_zero(r); }

@@ -18,6 +18,8 @@
 #include <net/net_namespace.h>
 #include <net/ip_tunnels.h>
 #include <net/sock.h>
+#include <linux/rcupdate.h>
+#include <linux/refcount.h>
 #include <crypto/curve25519.h>
 #include <crypto/utils.h>
 #include <uapi/linux/wireguard.h>
@@ -76,5 +78,8 @@ void wgrs_kfree_skb(struct sk_buff *skb);
 bool wgrs_net_ns_capable(struct net *net, int cap);
 void wgrs_memzero_explicit(void *s, size_t count);
 int wgrs_crypto_memneq(const void *a, const void *b, size_t size);
+
+/* RCU and reference counts */
+bool wgrs_refcount_inc_not_zero(refcount_t *r);
 
 #endif

@@ -9,12 +9,16 @@
 //! - [`device`]: the net_device and its rtnl link kind;
 //! - [`netlink`]: the "wireguard" generic netlink family;
 //! - [`noise`]: the static identity (and later the Noise handshake);
-//! - [`messages`]: protocol constants.
+//! - [`messages`]: protocol constants;
+//! - [`allowedips`]: the allowed-IPs trie, which maps addresses to peers;
+//! - [`selftest`]: in-kernel self-tests, run at load with `run_selftests=1`.
 //!
 //! All FFI and `unsafe` code lives in [`kapi`]; the rest is safe Rust.
 
 mod kapi;
 
+#[deny(unsafe_code)]
+mod allowedips;
 #[deny(unsafe_code)]
 mod device;
 #[deny(unsafe_code)]
@@ -23,6 +27,8 @@ mod messages;
 mod netlink;
 #[deny(unsafe_code)]
 mod noise;
+#[deny(unsafe_code)]
+mod selftest;
 
 use kernel::prelude::*;
 
@@ -45,6 +51,12 @@ module! {
     description: "WireGuard secure network tunnel, in Rust",
     license: "GPL",
     alias: ["rtnl-link-wireguard", "net-pf-16-proto-16-family-wireguard"],
+    params: {
+        run_selftests: bool {
+            default: false,
+            description: "Run the self-tests at load",
+        },
+    },
 }
 
 struct WireGuard {
@@ -52,10 +64,17 @@ struct WireGuard {
     // netlink request can reach a device while the link kind goes away.
     _genl: kapi::genl::FamilyRegistration,
     _link: kapi::netdev::LinkRegistration<device::Device>,
+    // Last: waits for the RCU callbacks of everything the above freed.
+    _rcu: kapi::rcu::Barrier,
 }
 
 impl kernel::Module for WireGuard {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        // Dropped on every return, so that no RCU callback outlives the module.
+        let rcu = kapi::rcu::Barrier::new();
+        if module_parameters::run_selftests.value() && !selftest::run() {
+            return Err(ENOTRECOVERABLE);
+        }
         let link = device::LINK_KIND.register()?;
         let genl = netlink::FAMILY.register(module)?;
         pr_info!(
@@ -63,6 +82,6 @@ impl kernel::Module for WireGuard {
             WIREGUARD_VERSION
         );
         pr_info!("Copyright (C) 2026 wireguard-rs developers. All Rights Reserved.\n");
-        Ok(WireGuard { _genl: genl, _link: link })
+        Ok(WireGuard { _genl: genl, _link: link, _rcu: rcu })
     }
 }

@@ -11,5 +11,6 @@ pub(crate) mod bindings;
 pub(crate) mod crypto;
 pub(crate) mod genl;
 pub(crate) mod netdev;
+pub(crate) mod rcu;
 pub(crate) mod sync;
 pub(crate) mod uapi;

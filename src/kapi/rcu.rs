@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Read-copy-update: objects whose memory outlives every reader that could
+//! still see them, and pointer slots that publish them to lock-free readers.
+//!
+//! C header: [`include/linux/rcupdate.h`](srctree/include/linux/rcupdate.h)
+//!
+//! Two types make up the abstraction:
+//!
+//! - [`RcuArc<T>`]: a reference-counted heap object. Dropping the last
+//!   reference does not free it: the object is dropped and freed by an RCU
+//!   callback (`call_rcu`), after a grace period, so that readers that found
+//!   it before it became unreachable may keep using it until they leave their
+//!   read-side critical section.
+//! - [`RcuPtr<T>`]: a slot (`T __rcu *` in C) that owns one reference to an
+//!   `RcuArc<T>`, or nothing. Readers load it with [`RcuPtr::get`]
+//!   (`rcu_dereference`), which hands out a `&T` that lives as long as their
+//!   [`Guard`] (`rcu_read_lock`). Updaters publish with [`RcuPtr::replace`]
+//!   (`rcu_assign_pointer`), which returns the previous reference.
+//!
+//! Why this is sound without any lock: an object is freed only after a grace
+//! period that starts when its reference count reaches zero. A reader that
+//! loaded a pointer from a slot did so while that slot still held a counted
+//! reference (the slot gives it up only after the exchange that removes the
+//! pointer), so the reader's critical section began before the count could
+//! reach zero, and the grace period waits for it. Slots inside objects
+//! (e.g. the children of a tree node) keep their references until the
+//! containing object itself is freed, so a reader standing on an unlinked
+//! node can still follow its pointers. Writers therefore need no `&mut`
+//! access for memory safety; serialising them (a mutex) is only needed for
+//! the consistency of the data structure built from slots.
+//!
+//! Since a data structure is built and torn down with ordinary reference
+//! counting, a deep structure is freed one level per grace period: dropping
+//! an object in its RCU callback drops the references it holds, which may
+//! queue further callbacks, and never recurses.
+//!
+//! Callbacks run this module's code: [`Barrier`] must outlive every
+//! `RcuArc` of the module (make it the last field of the module struct).
+
+use super::bindings;
+use core::{marker::PhantomData, mem::ManuallyDrop, ops::Deref, ptr, ptr::NonNull};
+use kernel::{
+    alloc::{AllocError, Flags},
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Atomic, Full, Relaxed, Release},
+        Refcount,
+    },
+    types::Opaque,
+};
+
+pub(crate) use kernel::sync::rcu::{read_lock, Guard};
+
+/// RCU callbacks of [`RcuArc`] objects that have been queued and have not
+/// finished yet.
+static PENDING: Atomic<i64> = Atomic::new(0);
+
+/// The allocation behind an [`RcuArc`].
+///
+/// `repr(C)` with `head` first, so that the callback can recover the
+/// allocation from the `rcu_head` pointer it is given.
+#[repr(C)]
+struct Inner<T> {
+    head: Opaque<bindings::callback_head>,
+    refcount: Refcount,
+    value: T,
+}
+
+/// A reference-counted object that is freed one RCU grace period after its
+/// last reference is dropped.
+///
+/// `T` is dropped in the RCU callback, that is in softirq context (or a
+/// kthread), on any CPU: its `Drop` must not sleep. It may drop further
+/// `RcuArc`s.
+///
+/// # Invariants
+///
+/// `ptr` points to a live `Inner<T>` allocated with [`KBox`], whose
+/// `refcount` counts this `RcuArc`, every other `RcuArc` and every
+/// [`RcuPtr`] slot that points to it. `head` is queued with `call_rcu` only
+/// once the count has reached zero.
+pub(crate) struct RcuArc<T: Send + Sync> {
+    ptr: NonNull<Inner<T>>,
+    _owns: PhantomData<Inner<T>>,
+}
+
+// SAFETY: an `RcuArc<T>` gives shared access to `T` from any thread (`T:
+// Sync`) and may drop it on another CPU (`T: Send`).
+unsafe impl<T: Send + Sync> Send for RcuArc<T> {}
+// SAFETY: as above, `&RcuArc<T>` only gives out `&T`.
+unsafe impl<T: Send + Sync> Sync for RcuArc<T> {}
+
+impl<T: Send + Sync> RcuArc<T> {
+    /// Allocates a new object with a reference count of one.
+    pub(crate) fn new(value: T, flags: Flags) -> Result<Self, AllocError> {
+        let inner = KBox::new(
+            Inner { head: Opaque::uninit(), refcount: Refcount::new(1), value },
+            flags,
+        )?;
+        // INVARIANT: a fresh `KBox` allocation, counting this one reference.
+        Ok(RcuArc { ptr: NonNull::from(KBox::leak(inner)), _owns: PhantomData })
+    }
+
+    /// Gives up this reference without dropping it; see [`RcuArc::from_raw`].
+    fn into_raw(this: Self) -> *mut Inner<T> {
+        ManuallyDrop::new(this).ptr.as_ptr()
+    }
+
+    /// Takes over a counted reference.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from [`RcuArc::into_raw`] (possibly stored in an
+    /// [`RcuPtr`] meanwhile), and its count must be given up by the caller.
+    unsafe fn from_raw(ptr: NonNull<Inner<T>>) -> Self {
+        // INVARIANT: the caller hands over a counted reference.
+        RcuArc { ptr, _owns: PhantomData }
+    }
+
+    /// The RCU callback that frees an object whose count reached zero.
+    ///
+    /// # Safety
+    ///
+    /// `head` must be the `head` of an `Inner<T>` allocated with [`KBox`]
+    /// that no reference counts any more, and whose grace period has ended.
+    unsafe extern "C" fn free(head: *mut bindings::callback_head) {
+        // `head` is the first field of the `repr(C)` `Inner<T>`, and
+        // `Opaque` is `repr(transparent)`.
+        let inner = head.cast::<Inner<T>>();
+        // SAFETY: per the function's contract, nothing can reach the
+        // allocation any more; it came from `KBox`.
+        drop(unsafe { KBox::from_raw(inner) });
+        // Last: `Barrier` relies on this being the callback's final access to
+        // module state (the remaining instructions are covered by
+        // `rcu_barrier`, see `Barrier::drop`).
+        PENDING.fetch_sub(1, Release);
+    }
+}
+
+impl<T: Send + Sync> Clone for RcuArc<T> {
+    fn clone(&self) -> Self {
+        // SAFETY: by the type invariant, `ptr` is live while we hold a count.
+        unsafe { self.ptr.as_ref() }.refcount.inc();
+        // INVARIANT: the count was just incremented for the new reference.
+        RcuArc { ptr: self.ptr, _owns: PhantomData }
+    }
+}
+
+impl<T: Send + Sync> Deref for RcuArc<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: by the type invariant, `ptr` is live while we hold a count,
+        // which outlives the returned borrow of `self`.
+        unsafe { &self.ptr.as_ref().value }
+    }
+}
+
+impl<T: Send + Sync> Drop for RcuArc<T> {
+    fn drop(&mut self) {
+        let inner = self.ptr.as_ptr();
+        // SAFETY: by the type invariant, `inner` is live while we hold a count.
+        let last = unsafe { (*inner).refcount.dec_and_test() };
+        if !last {
+            return;
+        }
+        PENDING.fetch_add(1, Relaxed);
+        // SAFETY: the count reached zero, so no reference or slot points to
+        // the object any more and `head` has not been queued before. Readers
+        // that loaded the pointer from a slot did so before the slot gave its
+        // count up, hence before this call: `call_rcu` waits for them before
+        // running `free`, which matches the `KBox` allocation.
+        unsafe { bindings::call_rcu((*inner).head.get(), Some(Self::free)) };
+    }
+}
+
+/// An RCU-protected pointer slot (`T __rcu *`) that owns a reference to an
+/// [`RcuArc<T>`], or is empty.
+///
+/// # Invariants
+///
+/// `ptr` is null or was obtained from [`RcuArc::into_raw`]: the slot owns
+/// one count of it.
+pub(crate) struct RcuPtr<T: Send + Sync> {
+    ptr: Atomic<*mut Inner<T>>,
+    _owns: PhantomData<RcuArc<T>>,
+}
+
+// SAFETY: a slot is a cell holding an `RcuArc<T>`, which is `Send`; every
+// access to the pointer itself is atomic.
+unsafe impl<T: Send + Sync> Send for RcuPtr<T> {}
+// SAFETY: concurrent `get`s and `replace`s are atomic operations on `ptr`; the
+// references they hand out are `RcuArc<T>`s or `&T`s, fine to share as `T:
+// Sync`.
+unsafe impl<T: Send + Sync> Sync for RcuPtr<T> {}
+
+impl<T: Send + Sync> RcuPtr<T> {
+    /// An empty slot (`RCU_INITIALIZER(NULL)`).
+    pub(crate) const fn null() -> Self {
+        // INVARIANT: null.
+        RcuPtr { ptr: Atomic::new(ptr::null_mut()), _owns: PhantomData }
+    }
+
+    /// `rcu_dereference`: the object in the slot, valid until the reader
+    /// leaves its critical section.
+    pub(crate) fn get<'g>(&self, _guard: &'g Guard) -> Option<&'g T> {
+        // Acquire pairs with the release of `replace`, so the object's
+        // initialisation is visible (a stronger form of the address
+        // dependency `rcu_dereference` relies on).
+        let ptr = NonNull::new(self.ptr.load(Acquire))?;
+        // SAFETY: the slot held a count when we loaded the pointer, and it
+        // gives that count up only after a later exchange. So the object can
+        // reach zero and be queued for freeing only after this load, while
+        // `_guard` proves that we are in a read-side critical section that
+        // started earlier: the grace period waits for it, which outlives `'g`.
+        Some(unsafe { &(*ptr.as_ptr()).value })
+    }
+
+    /// A counted reference to the object in the slot, or `None` if the slot
+    /// is empty or its object is already on its way out (a concurrent
+    /// `replace` dropped the last count): `refcount_inc_not_zero`.
+    pub(crate) fn get_arc(&self, _guard: &Guard) -> Option<RcuArc<T>> {
+        let ptr = NonNull::new(self.ptr.load(Acquire))?;
+        // SAFETY: the object is live for the guard's critical section (see
+        // `get`). `Refcount` is a transparent wrapper around the C
+        // `refcount_t`, the type the shim takes.
+        let counted = unsafe {
+            bindings::wgrs_refcount_inc_not_zero(
+                ptr::addr_of!((*ptr.as_ptr()).refcount).cast_mut().cast(),
+            )
+        };
+        if !counted {
+            return None;
+        }
+        // SAFETY: the count was just incremented for the returned reference.
+        Some(unsafe { RcuArc::from_raw(ptr) })
+    }
+
+    /// Whether the slot is empty (`rcu_access_pointer(p) == NULL`).
+    pub(crate) fn is_null(&self) -> bool {
+        self.ptr.load(Relaxed).is_null()
+    }
+
+    /// Whether the slot holds `arc`'s object (compares pointers only).
+    pub(crate) fn is(&self, arc: &RcuArc<T>) -> bool {
+        self.ptr.load(Relaxed) == arc.ptr.as_ptr()
+    }
+
+    /// `rcu_assign_pointer`: publishes `new` (fully initialised before any
+    /// reader can see it) and returns the previous content, which readers may
+    /// still be using: it is freed a grace period after its last reference
+    /// goes away.
+    pub(crate) fn replace(&self, new: Option<RcuArc<T>>) -> Option<RcuArc<T>> {
+        let new = new.map_or(ptr::null_mut(), RcuArc::into_raw);
+        // INVARIANT: the slot takes over `new`'s count and gives up the old
+        // pointer's, which we return. Full ordering includes the release
+        // that publishes `new`.
+        let old = self.ptr.xchg(new, Full);
+        // SAFETY: the old pointer's count is handed over to the caller.
+        NonNull::new(old).map(|old| unsafe { RcuArc::from_raw(old) })
+    }
+}
+
+impl<T: Send + Sync> Drop for RcuPtr<T> {
+    fn drop(&mut self) {
+        if let Some(ptr) = NonNull::new(*self.ptr.get_mut()) {
+            // SAFETY: the slot's count is handed over, to be dropped.
+            drop(unsafe { RcuArc::from_raw(ptr) });
+        }
+    }
+}
+
+/// Waits, when dropped, for every [`RcuArc`] callback queued so far, and the
+/// ones those queue in turn, to have finished (an `rcu_barrier()` that also
+/// covers chained callbacks). Keep one alive for as long as the module may
+/// drop `RcuArc`s: as the last field of the module struct.
+pub(crate) struct Barrier(());
+
+impl Barrier {
+    pub(crate) fn new() -> Self {
+        Barrier(())
+    }
+}
+
+impl Drop for Barrier {
+    fn drop(&mut self) {
+        loop {
+            // Seen zero before the barrier: every counted callback has
+            // finished its work, and any one that may still be returning was
+            // queued before the `rcu_barrier()` below, which waits for it.
+            let idle = PENDING.load(Acquire) == 0;
+            kernel::sync::rcu::rcu_barrier();
+            if idle {
+                break;
+            }
+        }
+    }
+}
