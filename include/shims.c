@@ -113,3 +113,4 @@ void wgrs_memzero_explicit(void *s, size_t count) { memzero_explicit(s, count); 
 int wgrs_crypto_memneq(const void *a, const void *b, size_t size) { return crypto_memneq(a, b, size); }
 
 bool wgrs_refcount_inc_not_zero(refcount_t *r) { return refcount_inc_not_zero(r); }
+u32 wgrs_get_random_u32_below(u32 ceil) { return get_random_u32_below(ceil); }

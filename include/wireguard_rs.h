@@ -20,6 +20,7 @@
 #include <net/sock.h>
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
+#include <linux/random.h>
 #include <crypto/curve25519.h>
 #include <crypto/utils.h>
 #include <uapi/linux/wireguard.h>
@@ -79,7 +80,8 @@ bool wgrs_net_ns_capable(struct net *net, int cap);
 void wgrs_memzero_explicit(void *s, size_t count);
 int wgrs_crypto_memneq(const void *a, const void *b, size_t size);
 
-/* RCU and reference counts */
+/* RCU, reference counts, randomness */
 bool wgrs_refcount_inc_not_zero(refcount_t *r);
+u32 wgrs_get_random_u32_below(u32 ceil);
 
 #endif

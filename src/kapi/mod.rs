@@ -11,6 +11,7 @@ pub(crate) mod bindings;
 pub(crate) mod crypto;
 pub(crate) mod genl;
 pub(crate) mod netdev;
+pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod sync;
 pub(crate) mod uapi;

@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Self-tests of the allowed-IPs table (upstream `selftest/allowedips.c`):
-//! upstream's fixed cases, one by one.
+//! upstream's fixed cases, one by one, then a randomised comparison with a
+//! naive table (a flat list searched for the longest matching prefix) over
+//! thousands of inserts, removals, lookups and per-peer listings, for both
+//! families.
 
 use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr};
-use crate::kapi::rcu::{self, RcuArc};
+use crate::kapi::{
+    random,
+    rcu::{self, RcuArc},
+};
 use kernel::prelude::*;
 
 /// A stand-in for a peer, known by its number.
@@ -287,10 +293,297 @@ fn fixed() -> Result<bool> {
     Ok(x.success)
 }
 
+/// One allowed IP of the naive table.
+struct NaiveEntry {
+    /// Address length in bytes: 4 or 16.
+    len: usize,
+    /// Host bits clear.
+    addr: [u8; 16],
+    cidr: u8,
+    peer: u32,
+}
+
+/// `addr`'s first `len` bytes with all but the first `cidr` bits cleared,
+/// done byte by byte (unlike the trie).
+fn masked(addr: &[u8; 16], len: usize, cidr: u8) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, (o, a)) in out.iter_mut().zip(addr).enumerate().take(len) {
+        let bits = usize::from(cidr).saturating_sub(i * 8).min(8);
+        let keep = 0xffu8.checked_shl(8u32.saturating_sub(bits as u32)).unwrap_or(0);
+        *o = a & keep;
+    }
+    out
+}
+
+/// The naive table: a flat list in insertion order, scanned for the longest
+/// match.
+struct Naive {
+    entries: KVec<NaiveEntry>,
+}
+
+impl Naive {
+    /// Inserts, or moves an existing prefix to `peer` and to the end.
+    fn insert(&mut self, len: usize, addr: &[u8; 16], cidr: u8, peer: u32) -> Result {
+        let addr = masked(addr, len, cidr);
+        self.entries.retain(|e| !(e.len == len && e.cidr == cidr && e.addr == addr));
+        Ok(self.entries.push(NaiveEntry { len, addr, cidr, peer }, GFP_KERNEL)?)
+    }
+
+    fn remove(&mut self, len: usize, addr: &[u8; 16], cidr: u8, peer: u32) {
+        let addr = masked(addr, len, cidr);
+        self.entries.retain(|e| !(e.len == len && e.cidr == cidr && e.addr == addr && e.peer == peer));
+    }
+
+    fn remove_by_peer(&mut self, peer: u32) {
+        self.entries.retain(|e| e.peer != peer);
+    }
+
+    fn lookup(&self, len: usize, addr: &[u8; 16]) -> Option<u32> {
+        self.entries
+            .iter()
+            .filter(|e| e.len == len && masked(addr, len, e.cidr) == e.addr)
+            .max_by_key(|e| e.cidr)
+            .map(|e| e.peer)
+    }
+
+    /// `peer`'s allowed IPs in insertion order.
+    fn list(&self, peer: u32) -> Result<KVec<AllowedIp>> {
+        let mut ips = KVec::new();
+        for e in self.entries.iter().filter(|e| e.peer == peer) {
+            ips.push(allowed_ip(e.len, &e.addr, e.cidr), GFP_KERNEL)?;
+        }
+        Ok(ips)
+    }
+}
+
+fn allowed_ip(len: usize, addr: &[u8; 16], cidr: u8) -> AllowedIp {
+    let [a, b, c, d, ..] = *addr;
+    if len == 4 {
+        AllowedIp::V4([a, b, c, d], cidr)
+    } else {
+        AllowedIp::V6(*addr, cidr)
+    }
+}
+
+fn ip_addr(len: usize, addr: &[u8; 16]) -> IpAddr {
+    let [a, b, c, d, ..] = *addr;
+    if len == 4 {
+        IpAddr::V4([a, b, c, d])
+    } else {
+        IpAddr::V6(*addr)
+    }
+}
+
+// Scaled down from upstream (2000 peers, 400 routes with 100 mutations
+// each, millions of queries) to finish in seconds under TCG.
+const NUM_PEERS: u32 = 100;
+const NUM_RAND_ROUTES: u32 = 50;
+const NUM_MUTATED_ROUTES: u32 = 20;
+/// Lookups of each family after each batch of routes and after each peer
+/// is removed.
+const NUM_QUERIES: u32 = 60;
+
+fn random_u8() -> u8 {
+    let mut byte = [0u8];
+    random::fill(&mut byte);
+    let [byte] = byte;
+    byte
+}
+
+/// `base` with its first `keep` bits kept and the rest random.
+fn mutate(base: &[u8; 16], len: usize, keep: u32) -> [u8; 16] {
+    let mut out = *base;
+    for (i, byte) in out.iter_mut().enumerate().take(len) {
+        let bits = (keep as usize).saturating_sub(i * 8).min(8);
+        let fixed = 0xffu8.checked_shl(8u32.saturating_sub(bits as u32)).unwrap_or(0);
+        *byte = (*byte & fixed) | (random_u8() & !fixed);
+    }
+    out
+}
+
+struct Random {
+    t: AllowedIps<TestPeer>,
+    h: Naive,
+    peers: KVec<Peer>,
+    operations: u32,
+}
+
+impl Random {
+    fn peer(&self, n: u32) -> Result<&Peer> {
+        self.peers.get(n as usize).ok_or(EINVAL)
+    }
+
+    fn insert(&mut self, len: usize, addr: &[u8; 16], cidr: u8, n: u32) -> Result {
+        let peer = self.peer(n)?.clone();
+        let [a, b, c, d, ..] = *addr;
+        if len == 4 {
+            self.t.insert_v4([a, b, c, d], cidr, &peer)?;
+        } else {
+            self.t.insert_v6(*addr, cidr, &peer)?;
+        }
+        self.operations += 1;
+        self.h.insert(len, addr, cidr, n)
+    }
+
+    fn remove(&mut self, len: usize, addr: &[u8; 16], cidr: u8, n: u32) -> Result {
+        let peer = self.peer(n)?.clone();
+        let [a, b, c, d, ..] = *addr;
+        if len == 4 {
+            self.t.remove_v4([a, b, c, d], cidr, &peer)?;
+        } else {
+            self.t.remove_v6(*addr, cidr, &peer)?;
+        }
+        self.operations += 1;
+        self.h.remove(len, addr, cidr, n);
+        Ok(())
+    }
+
+    /// Random lookups, half near an existing prefix; false on a mismatch.
+    fn queries(&mut self) -> bool {
+        for i in 0..2 * NUM_QUERIES {
+            let len = if i % 2 == 0 { 4 } else { 16 };
+            let mut addr = [0u8; 16];
+            random::fill(&mut addr);
+            if i % 4 >= 2 {
+                let count = self.h.entries.len() as u32;
+                if let Some(e) = self.h.entries.get(random::below(count) as usize) {
+                    if e.len == len {
+                        let keep = random::below(u32::from(e.cidr) + 8);
+                        addr = mutate(&e.addr, len, keep);
+                    }
+                }
+            }
+            let addr = ip_addr(len, &addr);
+            let (want, got) = match addr {
+                IpAddr::V4(ip) => {
+                    let mut full = [0u8; 16];
+                    for (f, b) in full.iter_mut().zip(ip) {
+                        *f = b;
+                    }
+                    (self.h.lookup(4, &full), lookup(&self.t, addr))
+                }
+                IpAddr::V6(ip) => (self.h.lookup(16, &ip), lookup(&self.t, addr)),
+            };
+            self.operations += 1;
+            if want != got {
+                let version = if len == 4 { 4 } else { 6 };
+                pr_err!("allowedips random v{} self-test: FAIL\n", version);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Compares peer `n`'s listing, whole and resumed half-way, with the
+    /// naive table's.
+    fn listing(&mut self, n: u32) -> Result<bool> {
+        self.operations += 1;
+        let want = self.h.list(n)?;
+        let peer = self.peer(n)?;
+        if !self.t.peer_allowedips(peer, Cursor::START).map(|(_, ip)| ip).eq(want.iter().copied())
+        {
+            return Ok(false);
+        }
+        let half = want.len() / 2;
+        let Some((cursor, _)) = self.t.peer_allowedips(peer, Cursor::START).nth(half) else {
+            return Ok(want.len() == half);
+        };
+        Ok(self.t.peer_allowedips(peer, cursor).map(|(_, ip)| ip).eq(want.iter().copied().skip(half)))
+    }
+
+    /// Inserts a batch of random routes and their mutations, with some
+    /// removals in between.
+    fn build(&mut self, len: usize) -> Result<bool> {
+        let bits = (len * 8) as u32;
+        for _ in 0..NUM_RAND_ROUTES {
+            let mut base = [0u8; 16];
+            random::fill(&mut base);
+            let cidr = (random::below(bits) + 1) as u8;
+            self.insert(len, &base, cidr, random::below(NUM_PEERS))?;
+            for _ in 0..NUM_MUTATED_ROUTES {
+                let mutated = mutate(&base, len, random::below(bits));
+                let cidr = (random::below(bits) + 1) as u8;
+                self.insert(len, &mutated, cidr, random::below(NUM_PEERS))?;
+                // Not upstream: REMOVE_ME with random prefixes, owners and
+                // non-owners, one operation in four.
+                match random::below(8) {
+                    0 => {
+                        let count = self.h.entries.len() as u32;
+                        let Some(e) = self.h.entries.get(random::below(count) as usize) else {
+                            continue;
+                        };
+                        let (elen, addr, cidr, peer) = (e.len, e.addr, e.cidr, e.peer);
+                        // Host bits set: they must not matter.
+                        let addr = mutate(&addr, elen, u32::from(cidr));
+                        self.remove(elen, &addr, cidr, peer)?;
+                    }
+                    1 => {
+                        let cidr = (random::below(bits) + 1) as u8;
+                        self.remove(len, &mutated, cidr, random::below(NUM_PEERS))?;
+                    }
+                    _ => {}
+                }
+            }
+            if !self.queries() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn run(&mut self) -> Result<bool> {
+        if !self.build(4)? || !self.build(16)? {
+            return Ok(false);
+        }
+        for n in 0..NUM_PEERS {
+            if !self.listing(n)? {
+                pr_err!("allowedips random self-test listing: FAIL\n");
+                return Ok(false);
+            }
+            let peer = self.peer(n)?.clone();
+            self.t.remove_by_peer(&peer);
+            self.h.remove_by_peer(n);
+            self.operations += 1;
+            if !self.queries() {
+                return Ok(false);
+            }
+        }
+        if !self.t.table().is_empty() {
+            pr_err!("allowedips random self-test removal: FAIL\n");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// The randomised comparison with the naive table.
+fn randomized() -> Result<bool> {
+    let mut peers = KVec::with_capacity(NUM_PEERS as usize, GFP_KERNEL)?;
+    for n in 0..NUM_PEERS {
+        peers.push(new_peer(n)?, GFP_KERNEL)?;
+    }
+    let mut test = Random {
+        t: AllowedIps::new()?,
+        h: Naive { entries: KVec::new() },
+        peers,
+        operations: 0,
+    };
+    let ok = test.run()?;
+    pr_info!("allowedips random self-test: {} operations\n", test.operations);
+    Ok(ok)
+}
+
 /// Runs every test; prints `allowedips self-tests: pass`, or what failed.
 pub(crate) fn selftest() -> bool {
     let success = match fixed() {
-        Ok(ok) => ok,
+        Ok(true) => match randomized() {
+            Ok(ok) => ok,
+            Err(_) => {
+                pr_err!("allowedips random self-test malloc: FAIL\n");
+                false
+            }
+        },
+        Ok(false) => false,
         Err(_) => {
             pr_err!("allowedips self-test malloc: FAIL\n");
             false
