@@ -49,6 +49,7 @@ use kernel::{
     },
     types::Opaque,
 };
+use pin_init::PinInit;
 
 pub(crate) use kernel::sync::rcu::{read_lock, Guard};
 
@@ -94,10 +95,37 @@ unsafe impl<T: Send + Sync> Sync for RcuArc<T> {}
 impl<T: Send + Sync> RcuArc<T> {
     /// Allocates a new object with a reference count of one.
     pub(crate) fn new(value: T, flags: Flags) -> Result<Self, AllocError> {
-        let inner = KBox::new(
-            Inner { head: Opaque::uninit(), refcount: Refcount::new(1), value },
-            flags,
-        )?;
+        // SAFETY: the closure initialises the whole slot and never fails.
+        let init = unsafe {
+            pin_init::pin_init_from_closure(move |slot: *mut T| {
+                slot.write(value);
+                Ok::<(), AllocError>(())
+            })
+        };
+        Self::pin_init(init, flags)
+    }
+
+    /// Allocates a new object, initialised in place (it may contain pinned
+    /// types such as locks: the object never moves), with a reference count
+    /// of one.
+    pub(crate) fn pin_init<E: From<AllocError>>(
+        init: impl PinInit<T, E>,
+        flags: Flags,
+    ) -> Result<Self, E> {
+        let mut uninit = KBox::<Inner<T>>::new_uninit(flags)?;
+        let ptr = uninit.as_mut_ptr();
+        // SAFETY: `ptr` is valid for writes of an `Inner<T>`. The value is
+        // never moved out of the allocation: `RcuArc` only hands out shared
+        // references, and frees it in place. Should `init` fail, it leaves
+        // the value uninitialised, and dropping `uninit` frees the memory
+        // without dropping anything (the header needs no drop).
+        unsafe {
+            ptr::addr_of_mut!((*ptr).head).write(Opaque::uninit());
+            ptr::addr_of_mut!((*ptr).refcount).write(Refcount::new(1));
+            init.__init(ptr::addr_of_mut!((*ptr).value))?;
+        }
+        // SAFETY: every field was initialised above.
+        let inner = unsafe { uninit.assume_init() };
         // INVARIANT: a fresh `KBox` allocation, counting this one reference.
         Ok(RcuArc { ptr: NonNull::from(KBox::leak(inner)), _owns: PhantomData })
     }

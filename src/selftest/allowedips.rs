@@ -14,12 +14,15 @@ use crate::kapi::{
 use kernel::prelude::*;
 
 /// A stand-in for a peer, known by its number.
-struct TestPeer(u32);
+struct TestPeer {
+    n: u32,
+}
 
 type Peer = RcuArc<TestPeer>;
 
 fn new_peer(n: u32) -> Result<Peer> {
-    Ok(RcuArc::new(TestPeer(n), GFP_KERNEL)?)
+    // In place, as real peers (with their locks) will be.
+    RcuArc::pin_init(try_init!(TestPeer { n }), GFP_KERNEL)
 }
 
 const fn ip4(a: u8, b: u8, c: u8, d: u8) -> [u8; 4] {
@@ -34,9 +37,9 @@ fn ip6(a: u32, b: u32, c: u32, d: u32) -> [u8; 16] {
 /// The number of the peer that `addr` maps to, looked up both ways (a
 /// borrowed and a counted reference), which must agree.
 fn lookup(t: &AllowedIps<TestPeer>, addr: IpAddr) -> Option<u32> {
-    let counted = t.table().lookup_peer(addr).map(|peer| peer.0);
+    let counted = t.table().lookup_peer(addr).map(|peer| peer.n);
     let guard = rcu::read_lock();
-    let borrowed = t.table().lookup(&guard, addr).map(|peer| peer.0);
+    let borrowed = t.table().lookup(&guard, addr).map(|peer| peer.n);
     if counted == borrowed {
         counted
     } else {
@@ -85,7 +88,7 @@ fn fixed() -> Result<bool> {
     let nobody = new_peer(0)?;
     let mut t = AllowedIps::<TestPeer>::new()?;
     let mut x = Checks { i: 0, success: true };
-    let id = |peer: &Peer| Some(peer.0);
+    let id = |peer: &Peer| Some(peer.n);
 
     x.setup(t.insert_v4(ip4(192, 168, 4, 0), 24, &a));
     x.setup(t.insert_v4(ip4(192, 168, 4, 4), 32, &b));
