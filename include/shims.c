@@ -114,3 +114,13 @@ int wgrs_crypto_memneq(const void *a, const void *b, size_t size) { return crypt
 
 bool wgrs_refcount_inc_not_zero(refcount_t *r) { return refcount_inc_not_zero(r); }
 u32 wgrs_get_random_u32_below(u32 ceil) { return get_random_u32_below(ceil); }
+
+/* Started, with a reference for kthread_stop_put(). */
+struct task_struct *wgrs_kthread_run(int (*fn)(void *), void *data, const char *name)
+{
+	struct task_struct *task = kthread_run(fn, data, "%s", name);
+
+	if (!IS_ERR(task))
+		get_task_struct(task);
+	return task;
+}

@@ -21,6 +21,7 @@
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
 #include <linux/random.h>
+#include <linux/kthread.h>
 #include <crypto/curve25519.h>
 #include <crypto/utils.h>
 #include <uapi/linux/wireguard.h>
@@ -83,5 +84,8 @@ int wgrs_crypto_memneq(const void *a, const void *b, size_t size);
 /* RCU, reference counts, randomness */
 bool wgrs_refcount_inc_not_zero(refcount_t *r);
 u32 wgrs_get_random_u32_below(u32 ceil);
+
+/* kernel threads */
+struct task_struct *wgrs_kthread_run(int (*fn)(void *), void *data, const char *name);
 
 #endif

@@ -10,6 +10,7 @@
 pub(crate) mod bindings;
 pub(crate) mod crypto;
 pub(crate) mod genl;
+pub(crate) mod kthread;
 pub(crate) mod netdev;
 pub(crate) mod random;
 pub(crate) mod rcu;

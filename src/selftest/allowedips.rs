@@ -4,11 +4,11 @@
 //! upstream's fixed cases, one by one, then a randomised comparison with a
 //! naive table (a flat list searched for the longest matching prefix) over
 //! thousands of inserts, removals, lookups and per-peer listings, for both
-//! families.
+//! families; and lock-free lookups on another CPU while the trie changes.
 
-use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr};
+use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr, LookupTable};
 use crate::kapi::{
-    random,
+    kthread, random,
     rcu::{self, RcuArc},
 };
 use kernel::prelude::*;
@@ -576,10 +576,141 @@ fn randomized() -> Result<bool> {
     Ok(ok)
 }
 
+/// Fixed peers 0 to `STABLE - 1` of the concurrent test own 10.k.0.0/16 and
+/// 2001:db8:k::/48; only the lower half of each is looked up.
+const STABLE: u32 = 16;
+/// Updates the concurrent test makes while the reader runs.
+const NUM_CHURN: u32 = 10000;
+
+/// `addr` with its first `len` bytes from `prefix`, and bit 7 of byte `len`
+/// (the bit after them) set or cleared.
+fn graft(mut addr: [u8; 16], prefix: [u8; 16], len: usize, upper: bool) -> [u8; 16] {
+    for (byte, p) in addr.iter_mut().zip(prefix).take(len) {
+        *byte = p;
+    }
+    if let Some(next) = addr.get_mut(len) {
+        *next = if upper { *next | 0x80 } else { *next & 0x7f };
+    }
+    addr
+}
+
+/// Stable peer `k`'s prefix, of `len` bytes (v4: 10.k.0.0/16, v6:
+/// 2001:db8:k::/48), and its length in bytes.
+fn stable_prefix(len: usize, k: u32) -> ([u8; 16], usize) {
+    if len == 4 {
+        ([10, k as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 2)
+    } else {
+        (ip6(0x20010db8, k << 16, 0, 0), 6)
+    }
+}
+
+/// An address the reader looks up, and the stable peer that must own it.
+fn stable_addr(len: usize) -> (IpAddr, u32) {
+    let k = random::below(STABLE);
+    let mut addr = [0u8; 16];
+    random::fill(&mut addr);
+    let (prefix, bytes) = stable_prefix(len, k);
+    // Lower half: the bit after the stable prefix is clear.
+    (ip_addr(len, &graft(addr, prefix, bytes, false)), k)
+}
+
+/// What the writer changes around the stable prefixes: covering prefixes
+/// (shorter, so they never win), and anything in the upper halves of the
+/// stable ranges or elsewhere, so that nodes are pushed down and spliced
+/// out right next to the ones the reader walks through.
+fn churn_prefix(len: usize) -> ([u8; 16], u8) {
+    let mut addr = [0u8; 16];
+    random::fill(&mut addr);
+    let bits = (len * 8) as u32;
+    let (prefix, bytes) = stable_prefix(len, random::below(STABLE));
+    let stable_cidr = (bytes * 8) as u32;
+    match random::below(3) {
+        // Covering: shorter than the stable prefixes.
+        0 => (graft(addr, prefix, 1, false), (random::below(stable_cidr - 1) + 1) as u8),
+        // Inside a stable range, upper half.
+        1 => (
+            graft(addr, prefix, bytes, true),
+            (stable_cidr + 1 + random::below(bits - stable_cidr)) as u8,
+        ),
+        // Anywhere: a covering prefix, or one in an upper half, or one
+        // unrelated; but not one in a lower half of a stable v4 range.
+        _ => {
+            let [first, ..] = addr;
+            let addr = if len == 4 && first == 10 { graft(addr, [11; 16], 1, false) } else { addr };
+            (addr, (random::below(bits) + 1) as u8)
+        }
+    }
+}
+
+/// Lock-free lookups on a kernel thread while this one inserts and removes
+/// prefixes around theirs: the reader must always find the stable owner.
+fn concurrent() -> Result<bool> {
+    let mut peers = KVec::with_capacity((2 * STABLE) as usize, GFP_KERNEL)?;
+    for n in 0..2 * STABLE {
+        peers.push(new_peer(n)?, GFP_KERNEL)?;
+    }
+    let mut t = AllowedIps::<TestPeer>::new()?;
+    for (k, peer) in peers.iter().enumerate().take(STABLE as usize) {
+        t.insert_v4([10, k as u8, 0, 0], 16, peer)?;
+        t.insert_v6(ip6(0x20010db8, (k as u32) << 16, 0, 0), 48, peer)?;
+    }
+    let table = t.table().clone();
+    let reader = move |stop: &kthread::Stop| {
+        let (mut lookups, mut wrong) = (0u64, 0u64);
+        while !stop.requested() {
+            for len in [4, 16] {
+                let (addr, k) = stable_addr(len);
+                if lookup_any(&table, addr) != Some(k) {
+                    wrong += 1;
+                }
+                lookups += 1;
+            }
+        }
+        (lookups, wrong)
+    };
+    let writer = || -> Result {
+        for i in 0..NUM_CHURN {
+            let len = if i % 2 == 0 { 4 } else { 16 };
+            let (addr, cidr) = churn_prefix(len);
+            let peer = peers.get((STABLE + random::below(STABLE)) as usize).ok_or(EINVAL)?;
+            let [a, b, c, d, ..] = addr;
+            match random::below(8) {
+                0..=4 if len == 4 => t.insert_v4([a, b, c, d], cidr, peer)?,
+                0..=4 => t.insert_v6(addr, cidr, peer)?,
+                5 if len == 4 => t.remove_v4([a, b, c, d], cidr, peer)?,
+                5 => t.remove_v6(addr, cidr, peer)?,
+                _ => t.remove_by_peer(peer),
+            }
+        }
+        Ok(())
+    };
+    let (written, read) = kthread::scope(c"wg-allowedips-test", reader, writer)?;
+    written?;
+    let (lookups, wrong) = read.unwrap_or((0, 0));
+    pr_info!("allowedips concurrent self-test: {} lookups during {} updates\n", lookups, NUM_CHURN);
+    if wrong != 0 || lookups == 0 {
+        pr_err!("allowedips concurrent self-test: FAIL ({} of {} lookups wrong)\n", wrong, lookups);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The peer number of `addr` on a shared table, both ways.
+fn lookup_any(table: &LookupTable<TestPeer>, addr: IpAddr) -> Option<u32> {
+    let counted = table.lookup_peer(addr).map(|peer| peer.n);
+    let guard = rcu::read_lock();
+    let borrowed = table.lookup(&guard, addr).map(|peer| peer.n);
+    if counted == borrowed {
+        counted
+    } else {
+        Some(u32::MAX)
+    }
+}
+
 /// Runs every test; prints `allowedips self-tests: pass`, or what failed.
 pub(crate) fn selftest() -> bool {
     let success = match fixed() {
-        Ok(true) => match randomized() {
+        Ok(true) => match randomized().and_then(|ok| Ok(ok && concurrent()?)) {
             Ok(ok) => ok,
             Err(_) => {
                 pr_err!("allowedips random self-test malloc: FAIL\n");
