@@ -24,6 +24,16 @@
 //! writer side: a map from peer to its prefixes in insertion order, so that
 //! [`AllowedIps::remove_by_peer`] and [`AllowedIps::peer_allowedips`] cost
 //! what the peer has, not what the table has.
+//!
+//! Dumps: a netlink dump lists a peer's allowed IPs with
+//! [`AllowedIps::peer_allowedips`]`(peer, cursor)`, starting at
+//! [`Cursor::START`]; each item comes with its own cursor, which the dump
+//! keeps when the message is full and resumes from in the next one, under
+//! the same lock as the updates. A cursor is a position in the peer's
+//! insertion order, not a pointer, so it stays valid whatever happens in
+//! between; to tell whether something did, the dump records
+//! [`AllowedIps::seq`] at its first item and compares on resuming (as
+//! upstream does with `allowedips.seq`).
 
 use crate::kapi::rcu::{self, Guard, RcuArc, RcuPtr};
 use kernel::{

@@ -334,7 +334,8 @@ impl Naive {
 
     fn remove(&mut self, len: usize, addr: &[u8; 16], cidr: u8, peer: u32) {
         let addr = masked(addr, len, cidr);
-        self.entries.retain(|e| !(e.len == len && e.cidr == cidr && e.addr == addr && e.peer == peer));
+        self.entries
+            .retain(|e| !(e.len == len && e.cidr == cidr && e.addr == addr && e.peer == peer));
     }
 
     fn remove_by_peer(&mut self, peer: u32) {
@@ -483,15 +484,18 @@ impl Random {
         self.operations += 1;
         let want = self.h.list(n)?;
         let peer = self.peer(n)?;
-        if !self.t.peer_allowedips(peer, Cursor::START).map(|(_, ip)| ip).eq(want.iter().copied())
-        {
+        if !self.t.peer_allowedips(peer, Cursor::START).map(|(_, ip)| ip).eq(want.iter().copied()) {
             return Ok(false);
         }
         let half = want.len() / 2;
         let Some((cursor, _)) = self.t.peer_allowedips(peer, Cursor::START).nth(half) else {
             return Ok(want.len() == half);
         };
-        Ok(self.t.peer_allowedips(peer, cursor).map(|(_, ip)| ip).eq(want.iter().copied().skip(half)))
+        Ok(self
+            .t
+            .peer_allowedips(peer, cursor)
+            .map(|(_, ip)| ip)
+            .eq(want.iter().copied().skip(half)))
     }
 
     /// Inserts a batch of random routes and their mutations, with some
@@ -565,12 +569,8 @@ fn randomized() -> Result<bool> {
     for n in 0..NUM_PEERS {
         peers.push(new_peer(n)?, GFP_KERNEL)?;
     }
-    let mut test = Random {
-        t: AllowedIps::new()?,
-        h: Naive { entries: KVec::new() },
-        peers,
-        operations: 0,
-    };
+    let mut test =
+        Random { t: AllowedIps::new()?, h: Naive { entries: KVec::new() }, peers, operations: 0 };
     let ok = test.run()?;
     pr_info!("allowedips random self-test: {} operations\n", test.operations);
     Ok(ok)
