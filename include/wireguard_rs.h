@@ -61,6 +61,10 @@ void wgrs_list_del(struct list_head *entry);
 
 /* netlink messages */
 struct net *wgrs_skb_sock_net(const struct sk_buff *skb);
+struct nlattr *wgrs_nla_nest_start(struct sk_buff *skb, int type);
+void wgrs_nla_nest_end(struct sk_buff *skb, struct nlattr *nest);
+void wgrs_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest);
+unsigned int wgrs_skb_len(const struct sk_buff *skb);
 void wgrs_genlmsg_end(struct sk_buff *skb, void *hdr);
 void wgrs_genlmsg_cancel(struct sk_buff *skb, void *hdr);
 void wgrs_genl_dump_check_consistent(struct netlink_callback *cb, void *hdr);

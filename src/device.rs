@@ -8,6 +8,7 @@ use crate::messages::{
     noise_encrypted_len, MESSAGE_DATA_HEADER_LEN, MESSAGE_MINIMUM_LENGTH, MESSAGE_PADDING_MULTIPLE,
 };
 use crate::noise::StaticIdentity;
+use crate::peer::Peers;
 use crate::wg_debug;
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
@@ -57,6 +58,7 @@ pub(crate) struct Config {
     /// Stored until the data plane brings sockets.
     pub(crate) listen_port: u16,
     pub(crate) fwmark: u32,
+    pub(crate) peers: Peers,
     /// Bumped on every change, so that a dump spanning one is flagged.
     pub(crate) generation: u32,
 }
@@ -84,6 +86,7 @@ impl LinkOps for Device {
                 identity: StaticIdentity::new(),
                 listen_port: 0,
                 fwmark: 0,
+                peers: Peers::new()?,
                 generation: 1,
             }),
         })
@@ -94,7 +97,9 @@ impl LinkOps for Device {
     }
 
     fn destroyed(&self, dev: &NetDevice) {
-        wg_debug!("{}: Interface destroyed\n", dev.name());
+        let name = dev.name();
+        self.config.lock().peers.remove_all(&name);
+        wg_debug!("{}: Interface destroyed\n", name);
     }
 
     fn open(&self, _dev: &NetDevice) -> Result {

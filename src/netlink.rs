@@ -3,15 +3,18 @@
 //! The "wireguard" generic netlink family (upstream `netlink.c`, with the
 //! policies of `Documentation/netlink/specs/wireguard.yaml`).
 
-use crate::device::{Device, LINK_KIND};
-use crate::kapi::crypto::KEY_LEN;
+use crate::device::{Config, Device, LINK_KIND};
+use crate::kapi::crypto::{curve25519_generate_public, Secret, KEY_LEN};
 use crate::kapi::genl::{
-    DoHandler, DumpHandler, DumpWriter, Family, OpFlags, Policy, PolicyEntry,
-    Request, SplitOp,
+    AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, Message, OpFlags, Policy,
+    PolicyEntry, Request, SplitOp,
 };
-use crate::kapi::netdev::{Capability, DeviceKey, DeviceRef, LookupError};
+use crate::kapi::netdev::{Capability, DeviceKey, DeviceRef, IfName, LookupError};
 use crate::kapi::sync::RtnlGuard;
 use crate::kapi::uapi::*;
+use crate::allowedips::{AllowedIp, AllowedIps, Cursor};
+use crate::kapi::rcu::RcuArc;
+use crate::peer::{Endpoint, Peer, PeerConfig, AF_INET, AF_INET6};
 use kernel::prelude::*;
 
 const KEY: u16 = KEY_LEN as u16;
@@ -88,57 +91,185 @@ fn lookup_interface(request: &Request<'_>) -> Result<DeviceRef<Device>> {
 /// as it takes.
 struct GetDevice;
 
+/// Where a dump resumes.
 struct DumpCursor {
     device: DeviceRef<Device>,
+    /// Position of the next peer to dump; `None` before the first message.
+    next_peer: Option<u64>,
+    /// Where that peer's allowed IPs resume, if it was cut short, with the
+    /// allowed-IPs generation seen when it started.
+    allowedips: Option<(Cursor, u64)>,
+}
+
+/// How much of a peer made it into a message.
+enum PeerFit {
+    All,
+    /// Its allowed IPs continue from the cursor in the next message.
+    Partial(Cursor, u64),
+    Nothing,
 }
 
 impl DumpHandler for GetDevice {
     type State = DumpCursor;
 
-    fn start(request: &mut Request<'_>) -> Result<DumpCursor> {
-        Ok(DumpCursor { device: lookup_interface(request)? })
+    fn start(request: &Request<'_>) -> Result<DumpCursor> {
+        Ok(DumpCursor { device: lookup_interface(request)?, next_peer: None, allowedips: None })
     }
 
-    fn dump(cursor: &mut DumpCursor, writer: &mut DumpWriter<'_>) -> Result {
+    fn dump(cursor: &mut DumpCursor, writer: &mut DumpWriter<'_>) -> Result<DumpProgress> {
         let _rtnl = RtnlGuard::lock();
         let config = cursor.device.config.lock();
         let dev = cursor.device.netdev();
         let mut msg = writer.begin(config.generation)?;
-        msg.put_u16(WGDEVICE_A_LISTEN_PORT, config.listen_port)?;
-        msg.put_u32(WGDEVICE_A_FWMARK, config.fwmark)?;
-        msg.put_u32(WGDEVICE_A_IFINDEX, dev.ifindex())?;
-        msg.put_cstr(WGDEVICE_A_IFNAME, dev.name().as_cstr())?;
-        if let Some((private, public)) = config.identity.keys() {
-            msg.put_bytes(WGDEVICE_A_PRIVATE_KEY, private)?;
-            msg.put_bytes(WGDEVICE_A_PUBLIC_KEY, public)?;
+        let name = dev.name();
+        match cursor.next_peer {
+            None => {
+                msg.put_u16(WGDEVICE_A_LISTEN_PORT, config.listen_port)?;
+                msg.put_u32(WGDEVICE_A_FWMARK, config.fwmark)?;
+                msg.put_u32(WGDEVICE_A_IFINDEX, dev.ifindex())?;
+                msg.put_cstr(WGDEVICE_A_IFNAME, name.as_cstr())?;
+                if let Some((private, public)) = config.identity.keys() {
+                    msg.put_bytes(WGDEVICE_A_PRIVATE_KEY, private)?;
+                    msg.put_bytes(WGDEVICE_A_PUBLIC_KEY, public)?;
+                }
+            }
+            // Later messages carry only the name and more peers (see the spec).
+            Some(_) => msg.put_cstr(WGDEVICE_A_IFNAME, name.as_cstr())?,
         }
-        Ok(())
+        if config.peers.is_empty() {
+            return Ok(DumpProgress::Done);
+        }
+
+        let mut peers = msg.nest(WGDEVICE_A_PEERS)?;
+        let mut next = cursor.next_peer.unwrap_or(0);
+        let mut resume = cursor.allowedips.take();
+        let mut progress = DumpProgress::Done;
+        let mut wrote_any = false;
+        while let Some((order, peer)) = config.peers.at_or_after(next) {
+            // A peer cut short and since removed: carry on with the next.
+            if order != next {
+                resume = None;
+            }
+            match put_peer(&mut peers, peer, &config.peers.allowedips, resume.take()) {
+                PeerFit::All => {
+                    wrote_any = true;
+                    next = order + 1;
+                }
+                PeerFit::Partial(from, seq) => {
+                    wrote_any = true;
+                    next = order;
+                    cursor.allowedips = Some((from, seq));
+                    progress = DumpProgress::More;
+                    break;
+                }
+                PeerFit::Nothing => {
+                    cursor.allowedips = resume;
+                    next = order;
+                    progress = DumpProgress::More;
+                    break;
+                }
+            }
+        }
+        // A message with room for no peer at all would repeat forever.
+        if !wrote_any && matches!(progress, DumpProgress::More) {
+            return Err(EMSGSIZE);
+        }
+        peers.end();
+        cursor.next_peer = Some(next);
+        Ok(progress)
     }
 }
+
+/// Writes one peer (upstream `get_peer`) into the `PEERS` nest; a peer
+/// resumed from `resume` gets only its public key and remaining allowed IPs.
+fn put_peer(
+    peers: &mut Message<'_>,
+    config: &PeerConfig,
+    allowedips: &AllowedIps<Peer>,
+    resume: Option<(Cursor, u64)>,
+) -> PeerFit {
+    let Ok(mut nest) = peers.nest(0) else {
+        return PeerFit::Nothing;
+    };
+    if nest.put_bytes(WGPEER_A_PUBLIC_KEY, &config.peer.public_key).is_err()
+        || (resume.is_none() && put_peer_state(&mut nest, config).is_err())
+    {
+        return PeerFit::Nothing;
+    }
+    let (from, seq) = resume.unwrap_or((Cursor::START, allowedips.seq()));
+    let mut ips = allowedips.peer_allowedips(&config.peer, from).peekable();
+    // Upstream skips the rest of a peer whose allowed IPs changed between
+    // messages; the dump is flagged inconsistent anyway.
+    if ips.peek().is_none() || seq != allowedips.seq() {
+        nest.end();
+        return PeerFit::All;
+    }
+    let Ok(mut list) = nest.nest(WGPEER_A_ALLOWEDIPS) else {
+        return PeerFit::Nothing;
+    };
+    for (at, ip) in ips {
+        if put_allowedip(&mut list, ip).is_err() {
+            list.end();
+            nest.end();
+            return PeerFit::Partial(at, seq);
+        }
+    }
+    list.end();
+    nest.end();
+    PeerFit::All
+}
+
+/// The attributes of a peer other than its key and allowed IPs.
+fn put_peer_state(msg: &mut Message<'_>, config: &PeerConfig) -> Result {
+    let (sec, nsec) = config.last_handshake;
+    let mut last_handshake = [0u8; 16];
+    last_handshake[..8].copy_from_slice(&sec.to_ne_bytes());
+    last_handshake[8..].copy_from_slice(&nsec.to_ne_bytes());
+    msg.put_bytes(WGPEER_A_PRESHARED_KEY, config.preshared_key.expose())?;
+    msg.put_bytes(WGPEER_A_LAST_HANDSHAKE_TIME, &last_handshake)?;
+    msg.put_u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, config.persistent_keepalive_interval)?;
+    msg.put_u64(WGPEER_A_TX_BYTES, config.tx_bytes, WGPEER_A_UNSPEC)?;
+    msg.put_u64(WGPEER_A_RX_BYTES, config.rx_bytes, WGPEER_A_UNSPEC)?;
+    msg.put_u32(WGPEER_A_PROTOCOL_VERSION, 1)?;
+    if let Some(endpoint) = config.endpoint {
+        msg.put_bytes(WGPEER_A_ENDPOINT, endpoint.as_sockaddr())?;
+    }
+    Ok(())
+}
+
+fn put_allowedip(list: &mut Message<'_>, ip: AllowedIp) -> Result {
+    let mut nest = list.nest(0)?;
+    let (family, addr, cidr): (u16, &[u8], u8) = match &ip {
+        AllowedIp::V4(addr, cidr) => (AF_INET, addr, *cidr),
+        AllowedIp::V6(addr, cidr) => (AF_INET6, addr, *cidr),
+    };
+    nest.put_u8(WGALLOWEDIP_A_CIDR_MASK, cidr)?;
+    nest.put_u16(WGALLOWEDIP_A_FAMILY, family)?;
+    nest.put_bytes(WGALLOWEDIP_A_IPADDR, addr)?;
+    nest.end();
+    Ok(())
+}
+
+const PEER_ATTRS: usize = WGPEER_A_PROTOCOL_VERSION as usize + 1;
 
 /// `WG_CMD_SET_DEVICE`: applies the attributes present, in upstream's order.
 struct SetDevice;
 
 impl DoHandler for SetDevice {
-    fn doit(request: &mut Request<'_>) -> Result {
-        // Taken first, so that the key is wiped from the request whatever
-        // happens next.
-        let private_key = request
-            .attrs_mut()
-            .take_secret::<KEY_LEN>(WGDEVICE_A_PRIVATE_KEY)
-            .transpose()?;
-        let device = lookup_interface(request)?;
+    fn doit(request: &Request<'_>) -> Result {
         let attrs = request.attrs();
+        // Taken first, so that keys are wiped from the request whatever
+        // happens next.
+        let private_key =
+            attrs.get(WGDEVICE_A_PRIVATE_KEY).map(|a| a.take_secret::<KEY_LEN>()).transpose()?;
+        let device = lookup_interface(request)?;
+        let flags = attrs.get(WGDEVICE_A_FLAGS).map(|a| a.u32()).transpose()?.unwrap_or(0);
         let fwmark = attrs.get(WGDEVICE_A_FWMARK).map(|a| a.u32()).transpose()?;
         let listen_port = attrs.get(WGDEVICE_A_LISTEN_PORT).map(|a| a.u16()).transpose()?;
-        // Peers arrive with the control-plane work; refuse them before
-        // changing anything rather than drop them silently.
-        if attrs.get(WGDEVICE_A_PEERS).is_some_and(|peers| peers.nested().next().is_some()) {
-            return Err(EOPNOTSUPP);
-        }
 
         let rtnl = RtnlGuard::lock();
         let mut config = device.config.lock();
+        let dev = device.netdev().name();
         // The socket settings belong to the namespace the device was
         // created in, so the caller needs rights there too.
         if (fwmark.is_some() || listen_port.is_some())
@@ -153,12 +284,139 @@ impl DoHandler for SetDevice {
         if let Some(port) = listen_port {
             config.listen_port = port;
         }
-        // WGDEVICE_F_REPLACE_PEERS: there are no peers yet to replace.
+        if flags & WGDEVICE_F_REPLACE_PEERS != 0 {
+            config.peers.remove_all(&dev);
+        }
         if let Some(key) = private_key {
             if !config.identity.is_private_key(&key) {
+                // A peer with our new public key would be ourselves.
+                if let Some(order) =
+                    curve25519_generate_public(&key).and_then(|public| config.peers.find(&public))
+                {
+                    config.peers.remove(&dev, order);
+                }
                 config.identity.set_private_key(&key);
             }
         }
+        if let Some(peers) = attrs.get(WGDEVICE_A_PEERS) {
+            for peer in peers.nested() {
+                set_peer(&mut config, &dev, &peer.parse_nested::<PEER_ATTRS>())?;
+            }
+        }
         Ok(())
+    }
+}
+
+/// Applies one peer's attributes (upstream `set_peer`).
+fn set_peer(config: &mut Config, dev: &IfName, attrs: &AttrTable<'_, PEER_ATTRS>) -> Result {
+    let preshared_key =
+        attrs.get(WGPEER_A_PRESHARED_KEY).map(|a| a.take_secret::<KEY_LEN>()).transpose()?;
+    let public_key: [u8; KEY_LEN] = attrs.get(WGPEER_A_PUBLIC_KEY).ok_or(EINVAL)?.array()?;
+    let mut flags = attrs.get(WGPEER_A_FLAGS).map(|a| a.u32()).transpose()?.unwrap_or(0);
+    if let Some(version) = attrs.get(WGPEER_A_PROTOCOL_VERSION) {
+        if version.u32()? != 1 {
+            return Err(EPFNOSUPPORT);
+        }
+    }
+
+    let order = match config.peers.find(&public_key) {
+        Some(order) => order,
+        None => {
+            if flags & (WGPEER_F_REMOVE_ME | WGPEER_F_UPDATE_ONLY) != 0 {
+                return Ok(());
+            }
+            // A new peer has no allowed IPs to replace.
+            flags &= !WGPEER_F_REPLACE_ALLOWEDIPS;
+            // Our own public key is silently ignored, so that one set of
+            // calls can configure every member of a mesh.
+            if config.identity.keys().is_some_and(|(_, public)| *public == public_key) {
+                return Ok(());
+            }
+            return config
+                .peers
+                .create(dev, public_key, preshared_key)
+                .and_then(|order| update_peer(config, order, flags, attrs, None));
+        }
+    };
+    if flags & WGPEER_F_REMOVE_ME != 0 {
+        config.peers.remove(dev, order);
+        return Ok(());
+    }
+    update_peer(config, order, flags, attrs, preshared_key)
+}
+
+/// The part of `set_peer` that new and existing peers share.
+fn update_peer(
+    config: &mut Config,
+    order: u64,
+    flags: u32,
+    attrs: &AttrTable<'_, PEER_ATTRS>,
+    preshared_key: Option<Secret<KEY_LEN>>,
+) -> Result {
+    let peers = &mut config.peers;
+    let peer = peers.get_mut(order).ok_or(ENOENT)?;
+    if let Some(key) = preshared_key {
+        peer.preshared_key = key;
+    }
+    if let Some(endpoint) = attrs.get(WGPEER_A_ENDPOINT) {
+        let mut sockaddr = [0u8; 28];
+        let len = endpoint.copy_to(&mut sockaddr);
+        if let Some(endpoint) = sockaddr.get(..len).and_then(Endpoint::from_sockaddr) {
+            peer.endpoint = Some(endpoint);
+        }
+    }
+    let handle = peer.peer.clone();
+    if flags & WGPEER_F_REPLACE_ALLOWEDIPS != 0 {
+        peers.allowedips.remove_by_peer(&handle);
+    }
+    if let Some(list) = attrs.get(WGPEER_A_ALLOWEDIPS) {
+        for ip in list.nested() {
+            set_allowedip(&mut peers.allowedips, &handle, &ip.parse_nested::<ALLOWEDIP_ATTRS>())?;
+        }
+    }
+    if let Some(interval) = attrs.get(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL) {
+        let peer = peers.get_mut(order).ok_or(ENOENT)?;
+        peer.persistent_keepalive_interval = interval.u16()?;
+    }
+    Ok(())
+}
+
+const ALLOWEDIP_ATTRS: usize = WGALLOWEDIP_A_FLAGS as usize + 1;
+
+/// Adds or (with `WGALLOWEDIP_F_REMOVE_ME`) removes one allowed IP.
+fn set_allowedip(
+    allowedips: &mut AllowedIps<Peer>,
+    peer: &RcuArc<Peer>,
+    attrs: &AttrTable<'_, ALLOWEDIP_ATTRS>,
+) -> Result {
+    let (Some(family), Some(addr), Some(cidr)) = (
+        attrs.get(WGALLOWEDIP_A_FAMILY),
+        attrs.get(WGALLOWEDIP_A_IPADDR),
+        attrs.get(WGALLOWEDIP_A_CIDR_MASK),
+    ) else {
+        return Err(EINVAL);
+    };
+    let (family, cidr) = (family.u16()?, cidr.u8()?);
+    let remove = attrs.get(WGALLOWEDIP_A_FLAGS).map(|a| a.u32()).transpose()?.unwrap_or(0)
+        & WGALLOWEDIP_F_REMOVE_ME
+        != 0;
+    match family {
+        AF_INET if cidr <= 32 => {
+            let ip = addr.array::<4>()?;
+            if remove {
+                allowedips.remove_v4(ip, cidr, peer)
+            } else {
+                allowedips.insert_v4(ip, cidr, peer)
+            }
+        }
+        AF_INET6 if cidr <= 128 => {
+            let ip = addr.array::<16>()?;
+            if remove {
+                allowedips.remove_v6(ip, cidr, peer)
+            } else {
+                allowedips.insert_v6(ip, cidr, peer)
+            }
+        }
+        _ => Err(EINVAL),
     }
 }

@@ -9,8 +9,9 @@
 //! - [`device`]: the net_device and its rtnl link kind;
 //! - [`netlink`]: the "wireguard" generic netlink family;
 //! - [`noise`]: the static identity (and later the Noise handshake);
-//! - [`messages`]: protocol constants;
+//! - [`peer`]: peers, by public key and in creation order;
 //! - [`allowedips`]: the allowed-IPs trie, which maps addresses to peers;
+//! - [`messages`]: protocol constants;
 //! - [`selftest`]: in-kernel self-tests, run at load with `run_selftests=1`.
 //!
 //! All FFI and `unsafe` code lives in [`kapi`]; the rest is safe Rust.
@@ -27,6 +28,8 @@ mod messages;
 mod netlink;
 #[deny(unsafe_code)]
 mod noise;
+#[deny(unsafe_code)]
+mod peer;
 #[deny(unsafe_code)]
 mod selftest;
 

@@ -121,7 +121,13 @@ impl OpFlags {
 
 /// A `do` handler: one request, one acknowledgement.
 pub(crate) trait DoHandler {
-    fn doit(request: &mut Request<'_>) -> Result;
+    fn doit(request: &Request<'_>) -> Result;
+}
+
+/// Whether a dump has more to say after this message.
+pub(crate) enum DumpProgress {
+    Done,
+    More,
 }
 
 /// A `dump` handler: one request, a series of reply messages.
@@ -130,10 +136,10 @@ pub(crate) trait DumpHandler {
     type State: Send;
 
     /// Validates the request and sets up the dump.
-    fn start(request: &mut Request<'_>) -> Result<Self::State>;
+    fn start(request: &Request<'_>) -> Result<Self::State>;
 
-    /// Writes the reply.
-    fn dump(state: &mut Self::State, writer: &mut DumpWriter<'_>) -> Result;
+    /// Writes the next message.
+    fn dump(state: &mut Self::State, writer: &mut DumpWriter<'_>) -> Result<DumpProgress>;
 }
 
 /// One operation of a family (`struct genl_split_ops`).
@@ -247,10 +253,6 @@ impl<'a> Request<'a> {
         &self.attrs
     }
 
-    pub(crate) fn attrs_mut(&mut self) -> &mut Attrs<'a> {
-        &mut self.attrs
-    }
-
     /// The namespace of the requesting socket.
     pub(crate) fn net(&self) -> &'a Net {
         self.net
@@ -265,8 +267,8 @@ pub(crate) struct Attrs<'a> {
 impl<'a> Attrs<'a> {
     /// # Safety
     ///
-    /// `table` must hold `len` entries, each NULL or a valid attribute, all
-    /// valid and unaliased by Rust references for `'a`.
+    /// `table` must hold `len` entries, each NULL or a valid attribute whose
+    /// bytes stay valid for `'a` and are only accessed through [`Attr`].
     unsafe fn from_raw(table: *mut *mut bindings::nlattr, len: usize) -> Self {
         let table = if table.is_null() {
             &[][..]
@@ -277,40 +279,24 @@ impl<'a> Attrs<'a> {
         Attrs { table }
     }
 
-    pub(crate) fn get(&self, kind: u32) -> Option<Attr<'_>> {
+    pub(crate) fn get(&self, kind: u32) -> Option<Attr<'a>> {
         let ptr = NonNull::new(*self.table.get(kind as usize)?)?;
         // SAFETY: entries of the table are valid attributes for `'a`.
         Some(unsafe { Attr::from_raw(ptr) })
     }
+}
 
-    /// Copies out an attribute of exactly `N` bytes and wipes it in the
-    /// request, for secrets that must not linger in socket buffers.
-    pub(crate) fn take_secret<const N: usize>(
-        &mut self,
-        kind: u32,
-    ) -> Option<Result<super::crypto::Secret<N>>> {
-        let ptr = NonNull::new(*self.table.get(kind as usize)?)?;
-        // SAFETY: a valid attribute; `&mut self` ensures no `Attr` borrowed
-        // from this table is alive while we write to it.
-        let attr = unsafe { Attr::from_raw(ptr) };
-        let len = attr.payload_len();
-        let data = attr.payload_ptr().cast_mut();
-        let mut secret = super::crypto::Secret::<N>::zeroed();
-        // SAFETY: the payload is `len` bytes, readable and writable (the
-        // request buffer is ours for the duration of the handler).
-        let payload = unsafe { core::slice::from_raw_parts_mut(data, len) };
-        let result = if len == N {
-            secret.expose_mut().copy_from_slice(payload);
-            Ok(secret)
-        } else {
-            Err(EINVAL)
-        };
-        super::crypto::wipe(payload);
-        Some(result)
+/// The attributes of a nest, indexed by type (`nla_parse_nested`).
+pub(crate) struct AttrTable<'a, const N: usize>([Option<Attr<'a>>; N]);
+
+impl<'a, const N: usize> AttrTable<'a, N> {
+    pub(crate) fn get(&self, kind: u32) -> Option<Attr<'a>> {
+        *self.0.get(kind as usize)?
     }
 }
 
-/// One attribute of a request.
+/// One attribute of a request. Reads copy out of the request buffer, so no
+/// reference into it outlives a call, except [`Attr::cstr`]'s.
 #[derive(Clone, Copy)]
 pub(crate) struct Attr<'a> {
     ptr: NonNull<bindings::nlattr>,
@@ -320,33 +306,59 @@ pub(crate) struct Attr<'a> {
 impl<'a> Attr<'a> {
     /// # Safety
     ///
-    /// `ptr` must be a valid attribute whose `nla_len` bytes are readable
-    /// for `'a` and not written meanwhile.
+    /// `ptr` must be a valid attribute: its header and `nla_len` bytes lie
+    /// in the request buffer, valid for reads and writes for `'a`.
     unsafe fn from_raw(ptr: NonNull<bindings::nlattr>) -> Self {
         Attr { ptr, _data: PhantomData }
     }
 
-    fn len(&self) -> usize {
+    fn header(&self) -> bindings::nlattr {
         // SAFETY: a valid attribute has a readable header.
-        usize::from(unsafe { self.ptr.as_ptr().read_unaligned() }.nla_len)
+        unsafe { self.ptr.as_ptr().read_unaligned() }
     }
 
-    fn payload_ptr(&self) -> *const u8 {
+    fn payload_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr().cast::<u8>().wrapping_add(NLA_HDRLEN)
     }
 
     pub(crate) fn payload_len(&self) -> usize {
-        self.len().saturating_sub(NLA_HDRLEN)
+        usize::from(self.header().nla_len).saturating_sub(NLA_HDRLEN)
     }
 
-    /// The payload bytes.
-    pub(crate) fn payload(&self) -> &'a [u8] {
-        // SAFETY: `nla_len` covers the header and the payload, all readable.
-        unsafe { core::slice::from_raw_parts(self.payload_ptr(), self.payload_len()) }
+    /// The attribute type, without the nested and byte-order flags.
+    pub(crate) fn kind(&self) -> u16 {
+        self.header().nla_type & bindings::NLA_TYPE_MASK as u16
+    }
+
+    /// Copies the payload into the start of `buf`; returns the payload
+    /// length (which may exceed what was copied).
+    pub(crate) fn copy_to(&self, buf: &mut [u8]) -> usize {
+        let len = self.payload_len();
+        let n = len.min(buf.len());
+        // SAFETY: the payload holds `len >= n` readable bytes; `buf` is ours.
+        unsafe { core::ptr::copy_nonoverlapping(self.payload_ptr(), buf.as_mut_ptr(), n) };
+        len
+    }
+
+    /// The payload, which must be exactly `N` bytes long.
+    pub(crate) fn array<const N: usize>(&self) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        if self.copy_to(&mut out) != N {
+            return Err(EINVAL);
+        }
+        Ok(out)
     }
 
     fn leading<const N: usize>(&self) -> Result<[u8; N]> {
-        self.payload().get(..N).and_then(|b| b.try_into().ok()).ok_or(EINVAL)
+        let mut out = [0u8; N];
+        if self.copy_to(&mut out) < N {
+            return Err(EINVAL);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&self) -> Result<u8> {
+        Ok(self.leading::<1>()?[0])
     }
 
     pub(crate) fn u16(&self) -> Result<u16> {
@@ -357,36 +369,74 @@ impl<'a> Attr<'a> {
         Ok(u32::from_ne_bytes(self.leading()?))
     }
 
-    /// A NUL-terminated string payload.
+    /// A NUL-terminated string payload. Not for secrets (see `take_secret`).
     pub(crate) fn cstr(&self) -> Result<&'a CStr> {
-        CStr::from_bytes_until_nul(self.payload()).map_err(|_| EINVAL)
+        // SAFETY: the payload is readable for `'a`; only `take_secret`
+        // writes to a request, and never to a string.
+        let payload = unsafe { core::slice::from_raw_parts(self.payload_ptr(), self.payload_len()) };
+        CStr::from_bytes_until_nul(payload).map_err(|_| EINVAL)
     }
 
-    /// The attributes nested in this one.
+    /// Copies out a payload of exactly `N` bytes and wipes it in the
+    /// request, so that secrets do not linger in socket buffers.
+    pub(crate) fn take_secret<const N: usize>(self) -> Result<super::crypto::Secret<N>> {
+        let len = self.payload_len();
+        let mut secret = super::crypto::Secret::<N>::zeroed();
+        let copied = self.copy_to(secret.expose_mut());
+        // SAFETY: the payload is `len` bytes in the request buffer, which the
+        // handler may write; no reference into it is alive (see `cstr`).
+        super::crypto::wipe(unsafe { core::slice::from_raw_parts_mut(self.payload_ptr(), len) });
+        if copied != N {
+            return Err(EINVAL);
+        }
+        Ok(secret)
+    }
+
+    /// The attributes nested in this one, in order.
     pub(crate) fn nested(&self) -> NestedAttrs<'a> {
-        NestedAttrs { rest: self.payload() }
+        NestedAttrs { next: self.payload_ptr(), rest: self.payload_len(), _data: PhantomData }
+    }
+
+    /// The attributes nested in this one, indexed by type; a later
+    /// duplicate wins and types `>= N` are skipped (strict policy validation
+    /// already rejected unknown ones).
+    pub(crate) fn parse_nested<const N: usize>(&self) -> AttrTable<'a, N> {
+        let mut table = AttrTable([None; N]);
+        for attr in self.nested() {
+            if let Some(slot) = table.0.get_mut(usize::from(attr.kind())) {
+                *slot = Some(attr);
+            }
+        }
+        table
     }
 }
 
 /// Iterates over nested attributes; stops at the first malformed header.
 pub(crate) struct NestedAttrs<'a> {
-    rest: &'a [u8],
+    next: *mut u8,
+    rest: usize,
+    _data: PhantomData<&'a [u8]>,
 }
 
 impl<'a> Iterator for NestedAttrs<'a> {
     type Item = Attr<'a>;
 
     fn next(&mut self) -> Option<Attr<'a>> {
-        let len = u16::from_ne_bytes(self.rest.get(..2)?.try_into().ok()?) as usize;
-        if len < NLA_HDRLEN || len > self.rest.len() {
-            self.rest = &[];
+        if self.rest < NLA_HDRLEN {
             return None;
         }
-        let ptr = NonNull::from(self.rest).cast::<bindings::nlattr>();
-        let aligned = len.next_multiple_of(NLA_ALIGNTO).min(self.rest.len());
-        self.rest = &self.rest[aligned..];
+        let ptr = NonNull::new(self.next.cast::<bindings::nlattr>())?;
+        // SAFETY: at least a header's worth of the parent's payload remains.
+        let len = usize::from(unsafe { ptr.as_ptr().read_unaligned() }.nla_len);
+        if len < NLA_HDRLEN || len > self.rest {
+            self.rest = 0;
+            return None;
+        }
+        let step = len.next_multiple_of(NLA_ALIGNTO).min(self.rest);
+        self.next = self.next.wrapping_add(step);
+        self.rest -= step;
         // SAFETY: the header and its `len` bytes lie within the parent's
-        // payload, which is readable for `'a`.
+        // payload, which is valid for `'a`.
         Some(unsafe { Attr::from_raw(ptr) })
     }
 }
@@ -406,6 +456,10 @@ impl Message<'_> {
         })
     }
 
+    pub(crate) fn put_u8(&mut self, kind: u32, value: u8) -> Result {
+        self.put_bytes(kind, &[value])
+    }
+
     pub(crate) fn put_u16(&mut self, kind: u32, value: u16) -> Result {
         self.put_bytes(kind, &value.to_ne_bytes())
     }
@@ -414,9 +468,70 @@ impl Message<'_> {
         self.put_bytes(kind, &value.to_ne_bytes())
     }
 
+    /// A `u64`, 8-byte aligned by a `pad` attribute where needed.
+    pub(crate) fn put_u64(&mut self, kind: u32, value: u64, pad: u32) -> Result {
+        let bytes = value.to_ne_bytes();
+        // SAFETY: as for `put_bytes`.
+        kernel::error::to_result(unsafe {
+            bindings::nla_put_64bit(
+                self.skb.as_ptr(),
+                kind as i32,
+                bytes.len() as i32,
+                bytes.as_ptr().cast(),
+                pad as i32,
+            )
+        })
+    }
+
     /// A string, NUL included.
     pub(crate) fn put_cstr(&mut self, kind: u32, value: &CStr) -> Result {
         self.put_bytes(kind, value.to_bytes_with_nul())
+    }
+
+    /// Opens a nested attribute. Dropping the [`Nest`] cancels it (trims
+    /// the message back); [`Nest::end`] keeps it.
+    pub(crate) fn nest(&mut self, kind: u32) -> Result<Nest<'_>> {
+        // SAFETY: `skb` is ours to write.
+        let start = unsafe { bindings::wgrs_nla_nest_start(self.skb.as_ptr(), kind as i32) };
+        let start = NonNull::new(start).ok_or(EMSGSIZE)?;
+        Ok(Nest { msg: Message { skb: self.skb, _skb: PhantomData }, start })
+    }
+}
+
+/// An open nested attribute; its parent is borrowed until it is closed.
+pub(crate) struct Nest<'a> {
+    msg: Message<'a>,
+    start: NonNull<bindings::nlattr>,
+}
+
+impl Nest<'_> {
+    /// Closes the nest, keeping what was written into it.
+    pub(crate) fn end(self) {
+        // SAFETY: `start` was opened in this buffer and what follows it is
+        // still there (inner nests are closed or cancelled first).
+        unsafe { bindings::wgrs_nla_nest_end(self.msg.skb.as_ptr(), self.start.as_ptr()) };
+        core::mem::forget(self);
+    }
+}
+
+impl<'a> core::ops::Deref for Nest<'a> {
+    type Target = Message<'a>;
+
+    fn deref(&self) -> &Message<'a> {
+        &self.msg
+    }
+}
+
+impl<'a> core::ops::DerefMut for Nest<'a> {
+    fn deref_mut(&mut self) -> &mut Message<'a> {
+        &mut self.msg
+    }
+}
+
+impl Drop for Nest<'_> {
+    fn drop(&mut self) {
+        // SAFETY: trims the buffer back to where the nest started.
+        unsafe { bindings::wgrs_nla_nest_cancel(self.msg.skb.as_ptr(), self.start.as_ptr()) };
     }
 }
 
@@ -472,13 +587,13 @@ unsafe extern "C" fn doit_callback<H: DoHandler, const N: usize>(
     let _request_skb = skb;
     // SAFETY: the core passes a parsed request: `attrs` has `maxattr + 1`
     // entries (our policy's `N`), valid until we return.
-    let mut request = unsafe {
+    let request = unsafe {
         Request {
             attrs: Attrs::from_raw(bindings::wgrs_genl_info_attrs(info), N),
             net: Net::from_raw(bindings::wgrs_genl_info_net(info)),
         }
     };
-    from_result(|| H::doit(&mut request).map(|()| 0))
+    from_result(|| H::doit(&request).map(|()| 0))
 }
 
 unsafe extern "C" fn start_callback<H: DumpHandler, const N: usize>(
@@ -486,14 +601,14 @@ unsafe extern "C" fn start_callback<H: DumpHandler, const N: usize>(
 ) -> kernel::ffi::c_int {
     from_result(|| {
         // SAFETY: as in `doit_callback`, for the dump's request.
-        let mut request = unsafe {
+        let request = unsafe {
             let info = bindings::wgrs_genl_info_dump(cb);
             Request {
                 attrs: Attrs::from_raw(bindings::wgrs_genl_info_attrs(info), N),
                 net: Net::from_raw(bindings::wgrs_netlink_cb_net(cb)),
             }
         };
-        let state = KBox::new(H::start(&mut request)?, GFP_KERNEL)?;
+        let state = KBox::new(H::start(&request)?, GFP_KERNEL)?;
         // SAFETY: `args[0]` is ours; `done` frees what we store here.
         unsafe { *dump_state::<H>(cb) = KBox::into_raw(state).cast() };
         Ok(0)
@@ -531,9 +646,12 @@ unsafe extern "C" fn dumpit_callback<H: DumpHandler>(
                 bindings::wgrs_genlmsg_cancel(skb, header.as_ptr());
                 e.to_errno()
             }
-            Ok(()) => {
+            Ok(progress) => {
                 bindings::wgrs_genlmsg_end(skb, header.as_ptr());
-                0
+                match progress {
+                    DumpProgress::Done => 0,
+                    DumpProgress::More => bindings::wgrs_skb_len(skb) as kernel::ffi::c_int,
+                }
             }
         }
     }

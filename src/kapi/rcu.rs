@@ -86,6 +86,9 @@ pub(crate) struct RcuArc<T: Send + Sync> {
     _owns: PhantomData<Inner<T>>,
 }
 
+// A handle: moving it never moves the object it points to.
+impl<T: Send + Sync> Unpin for RcuArc<T> {}
+
 // SAFETY: an `RcuArc<T>` gives shared access to `T` from any thread (`T:
 // Sync`) and may drop it on another CPU (`T: Send`).
 unsafe impl<T: Send + Sync> Send for RcuArc<T> {}
