@@ -62,6 +62,22 @@ void wgrs_netdev_set_destructor(struct net_device *dev, void (*destructor)(struc
 
 void wgrs_netdev_tx_error(struct net_device *dev) { DEV_STATS_INC(dev, tx_errors); }
 
+/* On open: a point-to-point tunnel sends no ICMP redirects and generates
+ * no IPv6 link-local address. Called with RTNL held.
+ */
+void wgrs_netdev_tunnel_inet_conf(struct net_device *dev)
+{
+	struct in_device *dev_v4 = __in_dev_get_rtnl(dev);
+	struct inet6_dev *dev_v6 = __in6_dev_get(dev);
+
+	if (dev_v4) {
+		IN_DEV_CONF_SET(dev_v4, SEND_REDIRECTS, false);
+		IPV4_DEVCONF_ALL(dev_net(dev), SEND_REDIRECTS) = false;
+	}
+	if (dev_v6)
+		dev_v6->cnf.addr_gen_mode = IN6_ADDR_GEN_MODE_NONE;
+}
+
 struct net *wgrs_rtnl_newlink_link_net(struct rtnl_newlink_params *params)
 {
 	return rtnl_newlink_link_net(params);

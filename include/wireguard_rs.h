@@ -18,6 +18,8 @@
 #include <net/net_namespace.h>
 #include <net/ip_tunnels.h>
 #include <net/sock.h>
+#include <net/addrconf.h>
+#include <linux/inetdevice.h>
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
 #include <linux/random.h>
@@ -52,6 +54,7 @@ void wgrs_netdev_set_room(struct net_device *dev, unsigned short headroom,
 			  unsigned short tailroom);
 void wgrs_netdev_set_destructor(struct net_device *dev, void (*destructor)(struct net_device *));
 void wgrs_netdev_tx_error(struct net_device *dev);
+void wgrs_netdev_tunnel_inet_conf(struct net_device *dev);
 struct net *wgrs_rtnl_newlink_link_net(struct rtnl_newlink_params *params);
 
 /* lists */

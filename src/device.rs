@@ -102,7 +102,13 @@ impl LinkOps for Device {
         wg_debug!("{}: Interface destroyed\n", name);
     }
 
-    fn open(&self, _dev: &NetDevice) -> Result {
+    fn open(&self, dev: &NetDevice, rtnl: &Rtnl, has_creating_net: bool) -> Result {
+        dev.configure_tunnel_inet(rtnl);
+        // The sockets live in the creating namespace (upstream fails to
+        // create them once it is gone).
+        if !has_creating_net {
+            return Err(ENONET);
+        }
         Ok(())
     }
 

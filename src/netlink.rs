@@ -94,8 +94,10 @@ struct GetDevice;
 /// Where a dump resumes.
 struct DumpCursor {
     device: DeviceRef<Device>,
-    /// Position of the next peer to dump; `None` before the first message.
-    next_peer: Option<u64>,
+    /// Position of the next peer to dump.
+    next_peer: u64,
+    /// Whether a peer was complete in an earlier message.
+    peer_done: bool,
     /// Where that peer's allowed IPs resume, if it was cut short, with the
     /// allowed-IPs generation seen when it started.
     allowedips: Option<(Cursor, u64)>,
@@ -113,7 +115,12 @@ impl DumpHandler for GetDevice {
     type State = DumpCursor;
 
     fn start(request: &Request<'_>) -> Result<DumpCursor> {
-        Ok(DumpCursor { device: lookup_interface(request)?, next_peer: None, allowedips: None })
+        Ok(DumpCursor {
+            device: lookup_interface(request)?,
+            next_peer: 0,
+            peer_done: false,
+            allowedips: None,
+        })
     }
 
     fn dump(cursor: &mut DumpCursor, writer: &mut DumpWriter<'_>) -> Result<DumpProgress> {
@@ -121,38 +128,35 @@ impl DumpHandler for GetDevice {
         let config = cursor.device.config.lock();
         let dev = cursor.device.netdev();
         let mut msg = writer.begin(config.generation)?;
-        let name = dev.name();
-        match cursor.next_peer {
-            None => {
-                msg.put_u16(WGDEVICE_A_LISTEN_PORT, config.listen_port)?;
-                msg.put_u32(WGDEVICE_A_FWMARK, config.fwmark)?;
-                msg.put_u32(WGDEVICE_A_IFINDEX, dev.ifindex())?;
-                msg.put_cstr(WGDEVICE_A_IFNAME, name.as_cstr())?;
-                if let Some((private, public)) = config.identity.keys() {
-                    msg.put_bytes(WGDEVICE_A_PRIVATE_KEY, private)?;
-                    msg.put_bytes(WGDEVICE_A_PUBLIC_KEY, public)?;
-                }
+        // As upstream: the device's attributes lead every message until a
+        // peer is complete; later messages carry only peers. (The spec's
+        // prose says they carry the name too; upstream does not send it.)
+        if !cursor.peer_done {
+            msg.put_u16(WGDEVICE_A_LISTEN_PORT, config.listen_port)?;
+            msg.put_u32(WGDEVICE_A_FWMARK, config.fwmark)?;
+            msg.put_u32(WGDEVICE_A_IFINDEX, dev.ifindex())?;
+            msg.put_cstr(WGDEVICE_A_IFNAME, dev.name().as_cstr())?;
+            if let Some((private, public)) = config.identity.keys() {
+                msg.put_bytes(WGDEVICE_A_PRIVATE_KEY, private)?;
+                msg.put_bytes(WGDEVICE_A_PUBLIC_KEY, public)?;
             }
-            // Later messages carry only the name and more peers (see the spec).
-            Some(_) => msg.put_cstr(WGDEVICE_A_IFNAME, name.as_cstr())?,
         }
         if config.peers.is_empty() {
             return Ok(DumpProgress::Done);
         }
 
         let mut peers = msg.nest(WGDEVICE_A_PEERS)?;
-        let mut next = cursor.next_peer.unwrap_or(0);
+        let mut next = cursor.next_peer;
         let mut resume = cursor.allowedips.take();
         let mut progress = DumpProgress::Done;
         let mut wrote_any = false;
         while let Some((order, peer)) = config.peers.at_or_after(next) {
             // A peer cut short and since removed: carry on with the next.
-            if order != next {
-                resume = None;
-            }
-            match put_peer(&mut peers, peer, &config.peers.allowedips, resume.take()) {
+            let from = resume.take().filter(|_| order == next);
+            match put_peer(&mut peers, peer, &config.peers.allowedips, from) {
                 PeerFit::All => {
                     wrote_any = true;
+                    cursor.peer_done = true;
                     next = order + 1;
                 }
                 PeerFit::Partial(from, seq) => {
@@ -163,7 +167,7 @@ impl DumpHandler for GetDevice {
                     break;
                 }
                 PeerFit::Nothing => {
-                    cursor.allowedips = resume;
+                    cursor.allowedips = from;
                     next = order;
                     progress = DumpProgress::More;
                     break;
@@ -175,7 +179,7 @@ impl DumpHandler for GetDevice {
             return Err(EMSGSIZE);
         }
         peers.end();
-        cursor.next_peer = Some(next);
+        cursor.next_peer = next;
         Ok(progress)
     }
 }

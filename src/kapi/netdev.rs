@@ -117,6 +117,14 @@ impl NetDevice {
         u32::try_from(index).unwrap_or(0)
     }
 
+    /// Makes the device's IPv4 and IPv6 configuration that of a
+    /// point-to-point tunnel: no ICMP redirects, no link-local address.
+    pub(crate) fn configure_tunnel_inet(&self, _rtnl: &Rtnl) {
+        // SAFETY: `self` is live and RTNL, which guards inet configuration,
+        // is held.
+        unsafe { bindings::wgrs_netdev_tunnel_inet_conf(self.as_ptr()) };
+    }
+
     /// Counts a packet the device failed to transmit.
     pub(crate) fn count_tx_error(&self) {
         // SAFETY: `self` is a live device; the counter is atomic.
@@ -183,8 +191,9 @@ pub(crate) trait LinkOps: Send + Sync + Sized + 'static {
     /// The device is being destroyed; its state is dropped next.
     fn destroyed(&self, dev: &NetDevice);
 
-    /// The device is brought up.
-    fn open(&self, dev: &NetDevice) -> Result;
+    /// The device is brought up; `has_creating_net` is false once the
+    /// namespace it was created in is gone.
+    fn open(&self, dev: &NetDevice, rtnl: &Rtnl, has_creating_net: bool) -> Result;
 
     /// The device is brought down.
     fn stop(&self, dev: &NetDevice) -> Result;
@@ -505,9 +514,11 @@ impl<T: LinkOps> NetDeviceOps<T> {
     }
 
     unsafe extern "C" fn open(dev: *mut bindings::net_device) -> kernel::ffi::c_int {
-        // SAFETY: the core calls ndo_open on a registered device of kind `T`.
-        let private = unsafe { Private::<T>::of(dev) };
-        from_result(|| private.data.open(private.netdev()).map(|()| 0))
+        // SAFETY: the core calls ndo_open on a registered device of kind
+        // `T`, with RTNL held.
+        let (private, rtnl) = unsafe { (Private::<T>::of(dev), Rtnl::assume_held()) };
+        let has_creating_net = !private.creating_net.get(&rtnl).is_null();
+        from_result(|| private.data.open(private.netdev(), &rtnl, has_creating_net).map(|()| 0))
     }
 
     unsafe extern "C" fn stop(dev: *mut bindings::net_device) -> kernel::ffi::c_int {
