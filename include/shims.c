@@ -11,6 +11,8 @@ void wgrs_dev_put(struct net_device *dev) { dev_put(dev); }
 const char *wgrs_netdev_name(const struct net_device *dev) { return dev->name; }
 int wgrs_netdev_ifindex(const struct net_device *dev) { return dev->ifindex; }
 
+bool wgrs_netif_running(const struct net_device *dev) { return netif_running(dev); }
+
 const struct rtnl_link_ops *wgrs_netdev_link_ops(const struct net_device *dev)
 {
 	return dev->rtnl_link_ops;
@@ -127,6 +129,43 @@ const struct genl_family *wgrs_genl_info_family(const struct genl_info *info) { 
 u8 wgrs_genl_info_cmd(const struct genl_info *info) { return info->genlhdr->cmd; }
 
 void wgrs_kfree_skb(struct sk_buff *skb) { kfree_skb(skb); }
+
+/*
+ * A UDP tunnel socket on the wildcard address of @family, bound to @port
+ * (0: any free port), configured as WireGuard's: atomic allocations (it
+ * sends from softirq), an unlimited send buffer, memalloc, v6only.
+ */
+int wgrs_udp_tunnel_sock_create(struct net *net, int family, u16 port,
+				int (*encap_rcv)(struct sock *sk, struct sk_buff *skb),
+				struct sock **out)
+{
+	struct udp_tunnel_sock_cfg tunnel = { .encap_type = 1, .encap_rcv = encap_rcv };
+	struct udp_port_cfg cfg = { .family = family, .local_udp_port = htons(port) };
+	struct socket *sock;
+	int ret;
+
+	if (family == AF_INET) {
+		cfg.local_ip.s_addr = htonl(INADDR_ANY);
+		cfg.use_udp_checksums = true;
+	} else {
+		cfg.local_ip6 = in6addr_any;
+		cfg.use_udp6_tx_checksums = true;
+		cfg.use_udp6_rx_checksums = true;
+		cfg.ipv6_v6only = true;
+	}
+	ret = udp_sock_create(net, &cfg, &sock);
+	if (ret < 0)
+		return ret;
+	sock->sk->sk_allocation = GFP_ATOMIC;
+	sock->sk->sk_sndbuf = INT_MAX;
+	sk_set_memalloc(sock->sk);
+	setup_udp_tunnel_sock(net, sock->sk, &tunnel);
+	*out = sock->sk;
+	return 0;
+}
+
+u16 wgrs_sock_local_port(const struct sock *sk) { return ntohs(inet_sk(sk)->inet_sport); }
+bool wgrs_ipv6_mod_enabled(void) { return ipv6_mod_enabled(); }
 
 bool wgrs_net_ns_capable(struct net *net, int cap) { return ns_capable(net->user_ns, cap); }
 void wgrs_memzero_explicit(void *s, size_t count) { memzero_explicit(s, count); }

@@ -18,6 +18,8 @@
 #include <net/net_namespace.h>
 #include <net/ip_tunnels.h>
 #include <net/sock.h>
+#include <net/udp_tunnel.h>
+#include <net/ipv6.h>
 #include <net/addrconf.h>
 #include <linux/inetdevice.h>
 #include <linux/rcupdate.h>
@@ -46,6 +48,7 @@ void wgrs_dev_put(struct net_device *dev);
 const char *wgrs_netdev_name(const struct net_device *dev);
 int wgrs_netdev_ifindex(const struct net_device *dev);
 const struct rtnl_link_ops *wgrs_netdev_link_ops(const struct net_device *dev);
+bool wgrs_netif_running(const struct net_device *dev);
 void wgrs_netdev_set_ops(struct net_device *dev, const struct net_device_ops *ops);
 void wgrs_netdev_setup_l3_tunnel(struct net_device *dev, const struct device_type *type,
 				 netdev_features_t features);
@@ -82,6 +85,13 @@ struct net *wgrs_genl_info_net(const struct genl_info *info);
 const struct genl_family *wgrs_genl_info_family(const struct genl_info *info);
 u8 wgrs_genl_info_cmd(const struct genl_info *info);
 void wgrs_kfree_skb(struct sk_buff *skb);
+
+/* UDP tunnel sockets */
+int wgrs_udp_tunnel_sock_create(struct net *net, int family, u16 port,
+				int (*encap_rcv)(struct sock *sk, struct sk_buff *skb),
+				struct sock **out);
+u16 wgrs_sock_local_port(const struct sock *sk);
+bool wgrs_ipv6_mod_enabled(void);
 
 /* capabilities and secrets */
 bool wgrs_net_ns_capable(struct net *net, int cap);

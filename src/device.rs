@@ -2,13 +2,16 @@
 
 //! The WireGuard network device: link kind "wireguard" (upstream `device.c`).
 
-use crate::kapi::netdev::{Features, LinkKind, LinkOps, NetDevice, SetupDevice, SkBuff, NET_SKB_PAD};
+use crate::kapi::netdev::{
+    Features, IfName, LinkKind, LinkOps, Net, NetDevice, SetupDevice, SkBuff, NET_SKB_PAD,
+};
 use crate::kapi::sync::Rtnl;
 use crate::messages::{
     noise_encrypted_len, MESSAGE_DATA_HEADER_LEN, MESSAGE_MINIMUM_LENGTH, MESSAGE_PADDING_MULTIPLE,
 };
 use crate::noise::StaticIdentity;
 use crate::peer::Peers;
+use crate::socket::Sockets;
 use crate::wg_debug;
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
@@ -55,12 +58,24 @@ pub(crate) struct Device {
 /// What `wg set` configures on the interface itself.
 pub(crate) struct Config {
     pub(crate) identity: StaticIdentity,
-    /// Stored until the data plane brings sockets.
+    /// The configured port, or once up the bound one (random for 0).
     pub(crate) listen_port: u16,
+    pub(crate) sockets: Sockets,
     pub(crate) fwmark: u32,
     pub(crate) peers: Peers,
     /// Bumped on every change, so that a dump spanning one is flagged.
     pub(crate) generation: u32,
+}
+
+impl Config {
+    /// (Re)binds the sockets to `port` in `net`, the creating namespace
+    /// (gone: `ENONET`). The old sockets stay until the new ones are bound.
+    pub(crate) fn bind(&mut self, dev: &IfName, net: Option<&Net>, rtnl: &Rtnl, port: u16) -> Result {
+        let sockets = Sockets::bind(dev, net.ok_or(ENONET)?, rtnl, port)?;
+        self.listen_port = sockets.port().unwrap_or(port);
+        self.sockets = sockets;
+        Ok(())
+    }
 }
 
 impl LinkOps for Device {
@@ -85,6 +100,7 @@ impl LinkOps for Device {
             config <- new_mutex!(Config {
                 identity: StaticIdentity::new(),
                 listen_port: 0,
+                sockets: Sockets::none(),
                 fwmark: 0,
                 peers: Peers::new()?,
                 generation: 1,
@@ -102,17 +118,15 @@ impl LinkOps for Device {
         wg_debug!("{}: Interface destroyed\n", name);
     }
 
-    fn open(&self, dev: &NetDevice, rtnl: &Rtnl, has_creating_net: bool) -> Result {
+    fn open(&self, dev: &NetDevice, rtnl: &Rtnl, creating_net: Option<&Net>) -> Result {
         dev.configure_tunnel_inet(rtnl);
-        // The sockets live in the creating namespace (upstream fails to
-        // create them once it is gone).
-        if !has_creating_net {
-            return Err(ENONET);
-        }
-        Ok(())
+        let mut config = self.config.lock();
+        let port = config.listen_port;
+        config.bind(&dev.name(), creating_net, rtnl, port)
     }
 
     fn stop(&self, _dev: &NetDevice) -> Result {
+        self.config.lock().sockets = Sockets::none();
         Ok(())
     }
 
@@ -124,5 +138,6 @@ impl LinkOps for Device {
 
     fn creating_net_exit(&self, dev: &NetDevice, _rtnl: &Rtnl) {
         wg_debug!("{}: Creating namespace exiting\n", dev.name());
+        self.config.lock().sockets = Sockets::none();
     }
 }

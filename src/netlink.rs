@@ -285,8 +285,12 @@ impl DoHandler for SetDevice {
         if let Some(fwmark) = fwmark {
             config.fwmark = fwmark;
         }
-        if let Some(port) = listen_port {
-            config.listen_port = port;
+        if let Some(port) = listen_port.filter(|port| *port != config.listen_port) {
+            if device.netdev().is_running() {
+                config.bind(&dev, device.creating_net(&rtnl), &rtnl, port)?;
+            } else {
+                config.listen_port = port;
+            }
         }
         if flags & WGDEVICE_F_REPLACE_PEERS != 0 {
             config.peers.remove_all(&dev);

@@ -10,6 +10,7 @@
 //! - [`netlink`]: the "wireguard" generic netlink family;
 //! - [`noise`]: the static identity (and later the Noise handshake);
 //! - [`peer`]: peers, by public key and in creation order;
+//! - [`socket`]: the UDP sockets;
 //! - [`allowedips`]: the allowed-IPs trie, which maps addresses to peers;
 //! - [`messages`]: protocol constants;
 //! - [`selftest`]: in-kernel self-tests, run at load with `run_selftests=1`.
@@ -32,6 +33,8 @@ mod noise;
 mod peer;
 #[deny(unsafe_code)]
 mod selftest;
+#[deny(unsafe_code)]
+mod socket;
 
 use kernel::prelude::*;
 

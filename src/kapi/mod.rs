@@ -16,3 +16,4 @@ pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod sync;
 pub(crate) mod uapi;
+pub(crate) mod udp;

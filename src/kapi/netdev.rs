@@ -33,6 +33,13 @@ impl Net {
     pub(super) fn as_ptr(&self) -> *mut bindings::net {
         self.0.get()
     }
+
+    /// Whether the current task has `cap` over the namespace's owning user
+    /// namespace.
+    pub(crate) fn ns_capable(&self, cap: Capability) -> bool {
+        // SAFETY: `self` is a live namespace.
+        unsafe { bindings::wgrs_net_ns_capable(self.as_ptr(), cap.0) }
+    }
 }
 
 /// A POSIX capability number, as understood by `ns_capable`.
@@ -117,6 +124,11 @@ impl NetDevice {
         u32::try_from(index).unwrap_or(0)
     }
 
+    pub(crate) fn is_running(&self) -> bool {
+        // SAFETY: `self` is a live device.
+        unsafe { bindings::wgrs_netif_running(self.as_ptr()) }
+    }
+
     /// Makes the device's IPv4 and IPv6 configuration that of a
     /// point-to-point tunnel: no ICMP redirects, no link-local address.
     pub(crate) fn configure_tunnel_inet(&self, _rtnl: &Rtnl) {
@@ -191,9 +203,9 @@ pub(crate) trait LinkOps: Send + Sync + Sized + 'static {
     /// The device is being destroyed; its state is dropped next.
     fn destroyed(&self, dev: &NetDevice);
 
-    /// The device is brought up; `has_creating_net` is false once the
-    /// namespace it was created in is gone.
-    fn open(&self, dev: &NetDevice, rtnl: &Rtnl, has_creating_net: bool) -> Result;
+    /// The device is brought up; `creating_net` is the namespace it was
+    /// created in, unless that is gone.
+    fn open(&self, dev: &NetDevice, rtnl: &Rtnl, creating_net: Option<&Net>) -> Result;
 
     /// The device is brought down.
     fn stop(&self, dev: &NetDevice) -> Result;
@@ -230,6 +242,13 @@ impl<T: LinkOps> Private<T> {
     fn netdev(&self) -> &NetDevice {
         // SAFETY: the device outlives its private area.
         unsafe { NetDevice::from_raw(self.dev) }
+    }
+
+    fn creating_net<'r>(&self, rtnl: &'r Rtnl) -> Option<&'r Net> {
+        let net = self.creating_net.get(rtnl);
+        // SAFETY: a non-NULL `creating_net` is alive while RTNL is held: it
+        // is cleared under RTNL before the namespace is freed.
+        (!net.is_null()).then(|| unsafe { Net::from_raw(net) })
     }
 }
 
@@ -384,10 +403,12 @@ impl<T: LinkOps> DeviceRef<T> {
     /// Whether the current task has `cap` over the user namespace owning the
     /// namespace the device was created in (false once that namespace exited).
     pub(crate) fn creating_net_capable(&self, rtnl: &Rtnl, cap: Capability) -> bool {
-        let net = self.private().creating_net.get(rtnl);
-        // SAFETY: a non-NULL `creating_net` is alive while RTNL is held: it
-        // is cleared under RTNL before the namespace is freed.
-        !net.is_null() && unsafe { bindings::wgrs_net_ns_capable(net, cap.0) }
+        self.creating_net(rtnl).is_some_and(|net| net.ns_capable(cap))
+    }
+
+    /// The namespace the device was created in, unless that is gone.
+    pub(crate) fn creating_net<'r>(&self, rtnl: &'r Rtnl) -> Option<&'r Net> {
+        self.private().creating_net(rtnl)
     }
 }
 
@@ -517,8 +538,10 @@ impl<T: LinkOps> NetDeviceOps<T> {
         // SAFETY: the core calls ndo_open on a registered device of kind
         // `T`, with RTNL held.
         let (private, rtnl) = unsafe { (Private::<T>::of(dev), Rtnl::assume_held()) };
-        let has_creating_net = !private.creating_net.get(&rtnl).is_null();
-        from_result(|| private.data.open(private.netdev(), &rtnl, has_creating_net).map(|()| 0))
+        from_result(|| {
+            let creating_net = private.creating_net(&rtnl);
+            private.data.open(private.netdev(), &rtnl, creating_net).map(|()| 0)
+        })
     }
 
     unsafe extern "C" fn stop(dev: *mut bindings::net_device) -> kernel::ffi::c_int {
