@@ -6,7 +6,7 @@
 export KDIR
 export IMPL ?= rs
 
-.PHONY: all module demo check kselftest env kernel rootfs clean clean-cache help
+.PHONY: all module demo check bench-scale kselftest env clean clean-cache
 
 all: module
 
@@ -17,10 +17,13 @@ demo: module
 	tools/vm-run tests/demo.sh
 
 check: module
-	tools/vm-run tests/check.sh
+	tools/vm-run tests/suite.sh
 
 kselftest: module
 	VM_TIMEOUT=$${VM_TIMEOUT:-2400} tools/vm-run tests/kselftest.sh
+
+bench-scale: module
+	VM_MEM=$${VM_MEM:-4096} VM_TIMEOUT=$${VM_TIMEOUT:-3000} tools/vm-run tests/bench-scale.sh
 
 env:
 	tools/toolchain && tools/kernel && tools/rootfs
@@ -31,6 +34,3 @@ clean:
 
 clean-cache:
 	tools/clean-cache
-
-help:
-	@sed -n 's/^## //p' README.md
