@@ -419,7 +419,8 @@ impl<P: Send + Sync> AllowedIps<P> {
         self.remove(IpAddr::V6(ip), cidr, peer)
     }
 
-    fn insert(&mut self, addr: IpAddr, cidr: u8, peer: &RcuArc<P>) -> Result {
+    /// Allows `addr/cidr` for `peer`, as [`AllowedIps::insert_v4`] and `_v6`.
+    pub(crate) fn insert(&mut self, addr: IpAddr, cidr: u8, peer: &RcuArc<P>) -> Result {
         self.book.seq = self.book.seq.wrapping_add(1);
         let (family, key) = key_of(addr);
         if cidr > family.bits() {
@@ -486,7 +487,8 @@ impl<P: Send + Sync> AllowedIps<P> {
         Ok(())
     }
 
-    fn remove(&mut self, addr: IpAddr, cidr: u8, peer: &RcuArc<P>) -> Result {
+    /// Removes `addr/cidr` from `peer`, as [`AllowedIps::remove_v4`] and `_v6`.
+    pub(crate) fn remove(&mut self, addr: IpAddr, cidr: u8, peer: &RcuArc<P>) -> Result {
         self.book.seq = self.book.seq.wrapping_add(1);
         let (family, key) = key_of(addr);
         if cidr > family.bits() {

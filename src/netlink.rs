@@ -12,7 +12,7 @@ use crate::kapi::genl::{
 use crate::kapi::netdev::{Capability, DeviceKey, DeviceRef, IfName, LookupError};
 use crate::kapi::sync::RtnlGuard;
 use crate::kapi::uapi::*;
-use crate::allowedips::{AllowedIp, AllowedIps, Cursor};
+use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr};
 use crate::kapi::rcu::RcuArc;
 use crate::peer::{Endpoint, Peer, PeerConfig, AF_INET, AF_INET6};
 use kernel::prelude::*;
@@ -408,23 +408,14 @@ fn set_allowedip(
     let remove = attrs.get(WGALLOWEDIP_A_FLAGS).map(|a| a.u32()).transpose()?.unwrap_or(0)
         & WGALLOWEDIP_F_REMOVE_ME
         != 0;
-    match family {
-        AF_INET if cidr <= 32 => {
-            let ip = addr.array::<4>()?;
-            if remove {
-                allowedips.remove_v4(ip, cidr, peer)
-            } else {
-                allowedips.insert_v4(ip, cidr, peer)
-            }
-        }
-        AF_INET6 if cidr <= 128 => {
-            let ip = addr.array::<16>()?;
-            if remove {
-                allowedips.remove_v6(ip, cidr, peer)
-            } else {
-                allowedips.insert_v6(ip, cidr, peer)
-            }
-        }
-        _ => Err(EINVAL),
+    let addr = match family {
+        AF_INET if cidr <= 32 => IpAddr::V4(addr.array()?),
+        AF_INET6 if cidr <= 128 => IpAddr::V6(addr.array()?),
+        _ => return Err(EINVAL),
+    };
+    if remove {
+        allowedips.remove(addr, cidr, peer)
+    } else {
+        allowedips.insert(addr, cidr, peer)
     }
 }
