@@ -1,0 +1,811 @@
+#!/bin/bash
+# The `make check` suite, run as root inside the test VM (tools/vm-run) with
+# IMPL=rs|c and WGRS_MODULE=wireguard_rs|wireguard:
+#   tools/vm-run tests/check.sh [TEST-GLOB...]
+# Every expectation is what the upstream C driver of Linux 7.3 does (IMPL=c
+# must pass too); the reasons are in the comments, with the source they come
+# from.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib.sh
+
+IMPL=${IMPL:-rs}
+WGRS_MODULE=${WGRS_MODULE:-wireguard_rs}
+case $WGRS_MODULE in
+wireguard) OTHER_MODULE=wireguard_rs ;;
+*) OTHER_MODULE=wireguard ;;
+esac
+umask 077
+
+# genl.py must be readable by nobody (setpriv tests); the repository is not.
+GENL=/tmp/wgrs-genl.py
+install -m 755 tests/genl.py "$GENL" || exit 1
+genl() { python3 "$GENL" "$@"; }
+
+KEYS=$(mktemp -d /tmp/wgrs-keys.XXXXXX)
+chmod 755 "$KEYS"
+
+# ---- helpers ----------------------------------------------------------------
+
+loaded() { [ -d "/sys/module/$WGRS_MODULE" ]; }
+unload() { ! loaded || rmmod "$WGRS_MODULE" || fail "rmmod $WGRS_MODULE failed"; }
+
+# wg_links [NETNS]: names of the wireguard links (the kind line of ip -d -o).
+wg_links() {
+	ip ${1:+-n "$1"} -d -o link show |
+		awk '/\\ +wireguard / { n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); print n }'
+}
+
+# newkey NAME: a fresh private key in $KEYS/NAME (base64 on stdout too).
+newkey() { wg genkey >"$KEYS/$1" && cat "$KEYS/$1"; }
+pubkey() { wg pubkey <"$KEYS/$1"; }
+b64hex() { printf '%s' "$1" | base64 -d | od -An -v -tx1 | tr -d ' \n'; }
+sysfs() { cat "/sys/class/net/$1/$2"; }
+port_bound() { ss ${2:+-N "$2"} -Hnul "sport = :$1" | grep -q .; }
+# Remember a background process of a test, for test_cleanup.
+bg_pid() { echo "$1" >>"$T_DIR/bgpids"; }
+
+# expect_genl_batch [RUNNER...] <<EOF
+# EXPECTED GENL-ARGS...   (EXPECTED: OK or an errno name; # comments allowed)
+# EOF
+# Runs all requests through one `genl.py batch` (optionally prefixed by a
+# RUNNER such as `unshare -U -r`) and fails listing every mismatch.
+expect_genl_batch() {
+	local line i r bad= exp=() req=() res=()
+	while IFS= read -r line; do
+		case $line in '' | '#'*) continue ;; esac
+		exp+=("${line%% *}")
+		req+=("${line#* }")
+	done
+	mapfile -t res < <(printf '%s\n' "${req[@]}" | "$@" python3 "$GENL" batch)
+	for i in "${!req[@]}"; do
+		r=${res[i]:-<nothing>}
+		printf '%-12s %-12s %s\n' "${exp[i]}" "${r%% *}" "${req[i]}"
+		[ "${r%% *}" = "${exp[i]}" ] || bad+="[${req[i]}] gave ${r%% *}, want ${exp[i]}; "
+	done
+	[ -z "$bad" ] || fail "$bad"
+}
+
+test_cleanup() {
+	local ns l pid
+	if [ -f "$T_DIR/bgpids" ]; then
+		while read -r pid; do kill "$pid" 2>/dev/null; done <"$T_DIR/bgpids"
+		rm -f "$T_DIR/bgpids"
+	fi
+	for ns in $(ip netns list | awk '$1 ~ /^wgrs-/ { print $1 }'); do ip netns del "$ns"; done
+	for l in $(wg_links); do ip link del "$l"; done
+	ip link del wgrs-d0 2>/dev/null
+	loaded || modprobe "$WGRS_MODULE"
+}
+
+# ---- module loading ---------------------------------------------------------
+
+t_autoload_rtnl() {
+	unload
+	expect_ok ip link add wg0 type wireguard
+	loaded || fail "'ip link add ... type wireguard' did not load $WGRS_MODULE (rtnl-link-wireguard alias)"
+	[ ! -d "/sys/module/$OTHER_MODULE" ] || fail "$OTHER_MODULE was loaded instead"
+	expect_ok lsmod
+	expect_match "$T_OUT" "^$WGRS_MODULE " "lsmod"
+	expect_ok ip -d link show wg0
+	expect_match "$T_OUT" '^ +wireguard ' "ip -d link show wg0"
+	expect_ok ip link del wg0
+	expect_ok rmmod "$WGRS_MODULE"
+}
+
+t_autoload_genl() {
+	unload
+	# CTRL_CMD_GETFAMILY requests net-pf-16-proto-16-family-wireguard.
+	expect_ok genl family
+	expect_match "$T_OUT" '^id=[0-9]+ ' "genl.py family"
+	loaded || fail "resolving the genl family did not load $WGRS_MODULE"
+	unload
+	# wg resolves the family before asking for the device.
+	expect_fail_errno ENODEV wg show wgrs-none
+	loaded || fail "'wg show' did not load $WGRS_MODULE"
+	[ ! -d "/sys/module/$OTHER_MODULE" ] || fail "$OTHER_MODULE was loaded instead"
+}
+
+banners() { dmesg | grep -cE 'WireGuard .* loaded'; }
+
+t_modprobe() {
+	local before after
+	unload
+	before=$(banners)
+	if [ "$IMPL" = rs ]; then
+		expect_ok modprobe wireguard-rs
+	else
+		expect_ok modprobe "$WGRS_MODULE"
+	fi
+	loaded || fail "/sys/module/$WGRS_MODULE missing after modprobe"
+	after=$(banners)
+	[ "$after" -gt "$before" ] || fail "no 'WireGuard ... loaded' banner in dmesg ($before before, $after after)"
+	dmesg | grep -E 'WireGuard .* loaded' | tail -n 1
+	expect_ok modprobe "$WGRS_MODULE"
+	expect_ok modinfo -F alias "$WGRS_MODULE"
+	expect_match "$T_OUT" '^rtnl-link-wireguard$' "module aliases"
+	expect_match "$T_OUT" '^net-pf-16-proto-16-family-wireguard$' "module aliases"
+}
+
+# What genetlink's controller reports (net/netlink/genetlink.c ctrl_fill_info):
+# version WG_GENL_VERSION 1, no user header, family->maxattr 0 (split ops carry
+# their own maxattr), GET = UNS_ADMIN_PERM|CAP_DUMP|CAP_HASPOL = 0x1c and
+# SET = UNS_ADMIN_PERM|CAP_DO|CAP_HASPOL = 0x1a.
+t_genl_family() {
+	expect_ok genl family
+	expect_match "$T_OUT" '^id=[0-9]+ version=1 hdrsize=0 maxattr=0$' "family"
+	expect_eq "$(printf '%s\n' "$T_OUT" | grep '^op ')" $'op 0 0x1c\nop 1 0x1a' "ops"
+}
+
+# ---- rtnl link ---------------------------------------------------------------
+
+t_link_add_del() {
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip link add wg1 type wireguard
+	expect_fail_errno EEXIST ip link add wg0 type wireguard
+	expect_eq "$(wg_links | sort | tr '\n' ' ')" "wg0 wg1 " "wireguard links"
+	expect_ok wg show interfaces
+	expect_eq "$T_OUT" "wg0 wg1" "wg show interfaces"
+	expect_ok ip link del wg1
+	expect_fail ip link show wg1
+	expect_ok ip link del wg0
+	expect_eq "$(wg_links)" "" "wireguard links after delete"
+	expect_fail ip link del wg0
+	# The MTU given at creation goes through dev_validate_mtu too.
+	expect_ok ip link add wg2 mtu 9000 type wireguard
+	expect_eq "$(sysfs wg2 mtu)" 9000 "mtu given at creation"
+	expect_fail ip link add wg3 mtu 2147483553 type wireguard
+	expect_match "$T_OUT" 'mtu greater than device maximum'
+	expect_fail ip link show wg3
+}
+
+# wg_setup(): ARPHRD_NONE, IFF_POINTOPOINT|IFF_NOARP (0x90), no address,
+# mtu 1500 - 80 = 1420, min_mtu left at 0 (no ether_setup), max_mtu
+# round_down(INT_MAX, 16) - 80 = 2147483552, devtype "wireguard".
+t_link_properties() {
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip -d link show wg0
+	expect_match "$T_OUT" '^[0-9]+: wg0: <POINTOPOINT,NOARP> mtu 1420 qdisc noop state DOWN ' "ip -d link show"
+	expect_match "$T_OUT" '^ +link/none +promiscuity 0 allmulti 0 minmtu 0 maxmtu 2147483552 *$' "ip -d link show"
+	expect_match "$T_OUT" '^ +wireguard addrgenmode eui64 ' "ip -d link show"
+	expect_eq "$(sysfs wg0 type)" 65534 "type (ARPHRD_NONE)"
+	expect_eq "$(sysfs wg0 flags)" 0x90 "flags"
+	expect_eq "$(sysfs wg0 addr_len)" 0 "addr_len"
+	expect_eq "$(sysfs wg0 mtu)" 1420 "mtu"
+	expect_eq "$(sysfs wg0 operstate)" down "operstate"
+	expect_eq "$(sysfs wg0 tx_queue_len)" 1000 "tx_queue_len"
+	expect_match "$(sysfs wg0 uevent)" '^DEVTYPE=wireguard$' "uevent"
+}
+
+t_link_up_down() {
+	local port
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip link set wg0 up
+	expect_eq "$(sysfs wg0 flags)" 0x91 "flags when up"
+	expect_eq "$(sysfs wg0 operstate)" unknown "operstate when up"
+	expect_ok ip -d link show wg0
+	expect_match "$T_OUT" '^[0-9]+: wg0: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 qdisc noqueue state UNKNOWN ' "ip -d link show"
+	# wg_open(): no IPv6 link-local address generation, no ICMP redirects.
+	expect_match "$T_OUT" '^ +wireguard addrgenmode none ' "ip -d link show"
+	expect_eq "$(cat /proc/sys/net/ipv4/conf/wg0/send_redirects)" 0 "wg0 send_redirects"
+	expect_eq "$(cat /proc/sys/net/ipv4/conf/all/send_redirects)" 0 "all send_redirects"
+	# listen-port 0 on open binds a random port and reports it.
+	expect_ok wg show wg0 listen-port
+	port=$T_OUT
+	[ "$port" -gt 0 ] 2>/dev/null || fail "listen-port after up is '$port', want a random port"
+	port_bound "$port" || fail "port $port is not bound while up"
+	expect_ok ip link set wg0 down
+	expect_eq "$(sysfs wg0 flags)" 0x90 "flags when down again"
+	expect_eq "$(sysfs wg0 operstate)" down "operstate when down again"
+	expect_ok ip link show wg0
+	expect_match "$T_OUT" '<POINTOPOINT,NOARP> mtu 1420 qdisc noqueue state DOWN ' "ip link show"
+	! port_bound "$port" || fail "port $port still bound after down"
+	expect_ok ip link set wg0 up
+	expect_ok ip link set wg0 down
+}
+
+t_link_mtu() {
+	local m
+	expect_ok ip link add wg0 type wireguard
+	# Upstream min_mtu is 0: anything from 0 up to max_mtu is accepted.
+	for m in 1280 68 67 0 2147483552 1420; do
+		expect_ok ip link set wg0 mtu "$m"
+		expect_eq "$(sysfs wg0 mtu)" "$m" "mtu after setting $m"
+	done
+	expect_ok ip link set wg0 mtu 2147483552
+	expect_fail ip link set wg0 mtu 2147483553
+	expect_match "$T_OUT" 'mtu greater than device maximum'
+	expect_eq "$(sysfs wg0 mtu)" 2147483552 "mtu after a refused change"
+	expect_fail ip link set wg0 mtu 4294967295
+	expect_ok ip link set wg0 mtu 1420
+	expect_ok ip link set wg0 up
+	expect_ok ip link set wg0 mtu 1280
+	expect_eq "$(sysfs wg0 mtu)" 1280 "mtu changed while up"
+}
+
+t_link_netns() {
+	local key
+	key=$(newkey k1)
+	expect_ok ip netns add wgrs-ns1
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/k1" listen-port 51820
+	expect_ok ip link set wg0 netns wgrs-ns1
+	expect_fail ip link show wg0
+	expect_ok ip -n wgrs-ns1 link show wg0
+	expect_eq "$(wg_links wgrs-ns1)" wg0 "wireguard links in wgrs-ns1"
+	expect_eq "$(wg_links)" "" "wireguard links in the init netns"
+	expect_ok ip netns exec wgrs-ns1 wg show wg0 private-key
+	expect_eq "$T_OUT" "$key" "private key after the move"
+	# The UDP socket lives in the namespace the device was created in.
+	expect_ok ip -n wgrs-ns1 link set wg0 up
+	port_bound 51820 || fail "port 51820 not bound in the creating (init) netns"
+	! port_bound 51820 wgrs-ns1 || fail "port 51820 bound in wgrs-ns1, the device's current netns"
+	expect_ok ip netns exec wgrs-ns1 wg show wg0 listen-port
+	expect_eq "$T_OUT" 51820 "listen-port in wgrs-ns1"
+	# And back (pid 1 lives in the init netns).
+	expect_ok ip -n wgrs-ns1 link set wg0 netns 1
+	expect_ok ip link show wg0
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "$key" "private key after moving back"
+	! port_bound 51820 || fail "port 51820 still bound after moving back (which closes the device)"
+	expect_ok ip link set wg0 netns wgrs-ns1
+	expect_ok ip -n wgrs-ns1 link set wg0 up
+	port_bound 51820 || fail "port 51820 not bound after up in wgrs-ns1 again"
+	# Deleting the netns destroys the device in it, which closes its socket.
+	expect_ok ip netns del wgrs-ns1
+	wait_for 20 eval '! port_bound 51820' || fail "port 51820 still bound 20s after deleting the netns"
+	expect_fail ip link show wg0
+	expect_eq "$(wg_links)" "" "wireguard links"
+}
+
+# wg_netns_exit_rtnl(): when the creating netns goes away the device stays
+# (elsewhere) but loses its socket; setting listen-port/fwmark then needs
+# CAP_NET_ADMIN over a netns that is gone -> EPERM, opening it -> ENONET.
+eperm_on_fwmark() { wg set wg0 fwmark 0x33 2>&1 | grep -q 'Operation not permitted'; }
+t_creating_netns_gone() {
+	newkey k1 >/dev/null
+	expect_ok ip netns add wgrs-a
+	expect_ok ip -n wgrs-a link add wg0 type wireguard
+	expect_ok ip -n wgrs-a link set wg0 netns 1
+	expect_ok ip link show wg0
+	expect_ok wg set wg0 fwmark 0x22 listen-port 51821
+	expect_ok ip netns del wgrs-a
+	wait_for 20 eperm_on_fwmark || fail "setting fwmark did not fail with EPERM within 20s of deleting the creating netns"
+	expect_fail_errno EPERM wg set wg0 listen-port 51822
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" 0x22 "fwmark after the refused sets"
+	expect_ok wg show wg0 listen-port
+	expect_eq "$T_OUT" 51821 "listen-port after the refused sets"
+	expect_ok wg set wg0 private-key "$KEYS/k1"
+	expect_fail_errno ENONET ip link set wg0 up
+}
+
+# ---- genetlink: configuration round trips ------------------------------------
+
+t_wg_show() {
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg show wg0
+	expect_match "$T_OUT" '^interface: wg0$' "wg show wg0"
+	expect_ok wg show wg0 listen-port
+	expect_eq "$T_OUT" 0 "listen-port of a new device"
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" off "fwmark of a new device"
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "(none)" "private-key of a new device"
+	expect_ok wg show wg0 public-key
+	expect_eq "$T_OUT" "(none)" "public-key of a new device"
+	expect_ok wg show wg0 peers
+	expect_eq "$T_OUT" "" "peers of a new device"
+	expect_ok wg showconf wg0
+	expect_ok wg show all
+	expect_match "$T_OUT" '^interface: wg0$' "wg show all"
+}
+
+t_private_key() {
+	local key
+	key=$(newkey k1)
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/k1"
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "$key" "private-key"
+	expect_ok wg show wg0 public-key
+	expect_eq "$T_OUT" "$(pubkey k1)" "public-key"
+	# Setting the same key again is a no-op.
+	expect_ok wg set wg0 private-key "$KEYS/k1"
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "$key" "private-key after setting it again"
+}
+
+# curve25519_clamp_secret(): byte 0 &= 248, byte 31 = (byte 31 & 127) | 64.
+t_private_key_clamped() {
+	local ff clamped
+	ff=$(printf '\xff%.0s' {1..32} | base64)
+	clamped=$({ printf '\xf8'; printf '\xff%.0s' {1..30}; printf '\x7f'; } | base64)
+	printf '%s\n' "$ff" >"$KEYS/ff"
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/ff"
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "$clamped" "private-key of 32 x 0xff"
+	expect_ok wg show wg0 public-key
+	expect_eq "$T_OUT" "$(pubkey ff)" "public-key of 32 x 0xff"
+}
+
+# An all-zero private key gives no identity: no PRIVATE_KEY/PUBLIC_KEY in dumps.
+t_private_key_remove() {
+	newkey k1 >/dev/null
+	printf '%s\n' "$(head -c 32 /dev/zero | base64)" >"$KEYS/zero"
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/k1"
+	expect_ok wg set wg0 private-key "$KEYS/zero"
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "(none)" "private-key after setting zeros"
+	expect_ok wg show wg0 public-key
+	expect_eq "$T_OUT" "(none)" "public-key after setting zeros"
+	expect_ok wg set wg0 private-key "$KEYS/k1"
+	expect_ok wg set wg0 private-key /dev/null
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "(none)" "private-key after private-key /dev/null"
+	expect_ok genl get --ifname wg0 --order
+	expect_eq "$T_OUT" "LISTEN_PORT FWMARK IFINDEX IFNAME" "attributes without a key"
+}
+
+# set_port(): while the device is down the port is only stored.
+t_listen_port() {
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip link add wg1 type wireguard
+	expect_ok wg set wg0 listen-port 51820
+	expect_ok wg show wg0 listen-port
+	expect_eq "$T_OUT" 51820 "listen-port"
+	! port_bound 51820 || fail "port 51820 bound while the device is down"
+	expect_ok wg set wg0 listen-port 65535
+	expect_ok wg show wg0 listen-port
+	expect_eq "$T_OUT" 65535 "listen-port"
+	expect_ok wg set wg0 listen-port 0
+	expect_ok wg show wg0 listen-port
+	expect_eq "$T_OUT" 0 "listen-port"
+	# While up, it binds at once; a port in use gives EADDRINUSE and no change.
+	expect_ok wg set wg0 listen-port 51820
+	expect_ok ip link set wg0 up
+	port_bound 51820 || fail "port 51820 not bound after up"
+	expect_ok wg set wg1 listen-port 51823
+	expect_ok ip link set wg1 up
+	expect_fail_errno EADDRINUSE wg set wg1 listen-port 51820
+	expect_ok wg show wg1 listen-port
+	expect_eq "$T_OUT" 51823 "listen-port after EADDRINUSE"
+	expect_ok wg set wg0 listen-port 51824
+	port_bound 51824 || fail "port 51824 not bound after changing it while up"
+	! port_bound 51820 || fail "old port 51820 still bound"
+	expect_ok wg set wg1 listen-port 51820
+	expect_ok wg show wg1 listen-port
+	expect_eq "$T_OUT" 51820 "listen-port once free"
+}
+
+t_fwmark() {
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 fwmark 0x1234
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" 0x1234 "fwmark"
+	expect_ok wg set wg0 fwmark 0xffffffff
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" 0xffffffff "fwmark"
+	expect_ok wg set wg0 fwmark 0
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" off "fwmark after 0"
+	expect_ok wg set wg0 fwmark 77
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" 0x4d "fwmark 77"
+	expect_ok wg set wg0 fwmark off
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" off "fwmark after off"
+}
+
+# set_peer(): a peer with the device's own public key is silently ignored; a
+# new private key whose public key is a peer's removes that peer.
+t_peer_vs_own_key() {
+	newkey k1 >/dev/null
+	newkey k2 >/dev/null
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/k1" peer "$(pubkey k1)" allowed-ips 10.0.0.1/32
+	expect_ok wg show wg0 peers
+	expect_eq "$T_OUT" "" "peers after adding our own public key"
+	expect_ok wg set wg0 peer "$(pubkey k2)" allowed-ips 10.0.0.2/32
+	expect_ok wg show wg0 peers
+	expect_eq "$T_OUT" "$(pubkey k2)" "peers"
+	expect_ok wg set wg0 private-key "$KEYS/k2"
+	expect_ok wg show wg0 peers
+	expect_eq "$T_OUT" "" "peers after taking the peer's key"
+}
+
+# ---- genetlink: GET_DEVICE attribute layout (wg_get_device_dumpit) -----------
+
+t_get_order() {
+	newkey k1 >/dev/null
+	expect_ok ip link add wg0 type wireguard
+	expect_ok genl get --ifname wg0 --order
+	expect_eq "$T_OUT" "LISTEN_PORT FWMARK IFINDEX IFNAME" "attributes of a bare device"
+	expect_ok wg set wg0 private-key "$KEYS/k1"
+	# The PEERS nest is opened and then cancelled when there are no peers.
+	expect_ok genl get --ifname wg0 --order
+	expect_eq "$T_OUT" "LISTEN_PORT FWMARK IFINDEX IFNAME PRIVATE_KEY PUBLIC_KEY" "attributes with a key"
+}
+
+# The whole dump of a known configuration, lengths included.
+t_get_tree() {
+	local idx priv pub psk peer p2 p3 expected
+	priv=$(newkey k1)
+	pub=$(pubkey k1)
+	newkey psk >/dev/null
+	peer=$(newkey p1 >/dev/null; pubkey p1)
+	p2=$(newkey p2 >/dev/null; pubkey p2)
+	p3=$(newkey p3 >/dev/null; pubkey p3)
+	expect_ok ip link add wg0 type wireguard
+	idx=$(sysfs wg0 ifindex)
+	expect_ok wg set wg0 private-key "$KEYS/k1" listen-port 51820 fwmark 0x20 \
+		peer "$peer" preshared-key "$KEYS/psk" endpoint 192.0.2.1:51820 \
+		persistent-keepalive 25 allowed-ips 10.1.2.3/24,fd00::1/64
+	expect_ok genl get --ifname wg0
+	expected="# cmd=0 version=1
+LISTEN_PORT len=2: 51820
+FWMARK len=4: 32
+IFINDEX len=4: $idx
+IFNAME len=4: str:wg0
+PRIVATE_KEY len=32: hex:$(b64hex "$priv")
+PUBLIC_KEY len=32: hex:$(b64hex "$pub")
+PEERS len=228: nest
+  0 len=224: nest
+    PUBLIC_KEY len=32: hex:$(b64hex "$peer")
+    PRESHARED_KEY len=32: hex:$(b64hex "$(cat "$KEYS/psk")")
+    LAST_HANDSHAKE_TIME len=16: hex:00000000000000000000000000000000
+    PERSISTENT_KEEPALIVE_INTERVAL len=2: 25
+    TX_BYTES len=8: 0
+    RX_BYTES len=8: 0
+    PROTOCOL_VERSION len=4: 1
+    ENDPOINT len=16: hex:0200ca6cc00002010000000000000000
+    ALLOWEDIPS len=68: nest
+      0 len=24: nest
+        CIDR_MASK len=1: 24
+        FAMILY len=2: 2
+        IPADDR len=4: hex:0a010200
+      0 len=36: nest
+        CIDR_MASK len=1: 64
+        FAMILY len=2: 10
+        IPADDR len=16: hex:fd000000000000000000000000000000"
+	expect_eq "$T_OUT" "$expected" "dump of wg0"
+	# Peers come in creation order; an IPv6 endpoint is a sockaddr_in6 (28).
+	expect_ok wg set wg0 peer "$p2" endpoint '[2001:db8::1]:51820' peer "$p3"
+	expect_ok genl get --ifname wg0
+	expect_eq "$(printf '%s\n' "$T_OUT" | sed -n 's/^    PUBLIC_KEY len=32: hex://p' | tr '\n' ' ')" \
+		"$(b64hex "$peer") $(b64hex "$p2") $(b64hex "$p3") " "peer order"
+	expect_match "$T_OUT" '^    ENDPOINT len=28: hex:0a00ca6c0000000020010db800000000000000000000000100000000$' "IPv6 endpoint"
+	expect_ok genl get --ifname wg0 --order
+	expect_eq "$T_OUT" "LISTEN_PORT FWMARK IFINDEX IFNAME PRIVATE_KEY PUBLIC_KEY PEERS[0[PUBLIC_KEY PRESHARED_KEY LAST_HANDSHAKE_TIME PERSISTENT_KEEPALIVE_INTERVAL TX_BYTES RX_BYTES PROTOCOL_VERSION ENDPOINT ALLOWEDIPS[0[CIDR_MASK FAMILY IPADDR] 0[CIDR_MASK FAMILY IPADDR]]] 0[PUBLIC_KEY PRESHARED_KEY LAST_HANDSHAKE_TIME PERSISTENT_KEEPALIVE_INTERVAL TX_BYTES RX_BYTES PROTOCOL_VERSION ENDPOINT] 0[PUBLIC_KEY PRESHARED_KEY LAST_HANDSHAKE_TIME PERSISTENT_KEEPALIVE_INTERVAL TX_BYTES RX_BYTES PROTOCOL_VERSION]]" "attribute order with peers"
+}
+
+# A dump larger than one message (wg_get_device_dumpit/get_peer). Message
+# shapes, with D = the device attributes, F = a peer with all its attributes,
+# C = a peer continued from the previous message (PUBLIC_KEY and the rest of
+# its ALLOWEDIPS only):
+# - the first message is D PEERS[F]: peer 1 has too many allowed IPs to fit;
+# - ctx->next_peer stays NULL until a peer is complete, so every message that
+#   continues peer 1 starts with D again: the second is D PEERS[C];
+# - after that, messages are PEERS[C F...] or PEERS[F...], never D again.
+t_get_multipart() {
+	local conf=$KEYS/big.conf shape bad
+	local full='0\[PUBLIC_KEY PRESHARED_KEY LAST_HANDSHAKE_TIME PERSISTENT_KEEPALIVE_INTERVAL TX_BYTES RX_BYTES PROTOCOL_VERSION ALLOWEDIPS\[A?\]\]'
+	local cont='0\[PUBLIC_KEY ALLOWEDIPS\[A?\]\]'
+	python3 - "$conf" <<-'EOF' || fail "cannot write $conf"
+	import base64, sys
+	key = lambda i: base64.b64encode(i.to_bytes(32, 'big')).decode()
+	with open(sys.argv[1], 'w') as f:
+	    f.write('[Interface]\nListenPort = 51820\n')
+	    f.write('[Peer]\nPublicKey = %s\nAllowedIPs = %s\n' % (key(1), ', '.join(
+	        '10.%d.%d.0/24' % (i // 256, i % 256) for i in range(3000))))
+	    for i in range(2, 302):
+	        f.write('[Peer]\nPublicKey = %s\nAllowedIPs = 172.16.%d.%d/32\n' % (key(i), i // 256, i % 256))
+	EOF
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg setconf wg0 "$conf"
+	expect_ok genl get --ifname wg0 --order
+	expect_eq "$(printf '%s\n' "$T_OUT" | grep -o 'CIDR_MASK' | wc -l)" 3300 "allowed IPs in the dump"
+	expect_eq "$(printf '%s\n' "$T_OUT" | grep -o 'PROTOCOL_VERSION' | wc -l)" 301 "complete peers in the dump"
+	shape=$(printf '%s\n' "$T_OUT" | sed -E \
+		-e 's/0\[CIDR_MASK FAMILY IPADDR\]( 0\[CIDR_MASK FAMILY IPADDR\])*/A/g' \
+		-e "s/$full/F/g" -e "s/$cont/C/g" -e 's/F( F)+/F+/g' \
+		-e 's/^LISTEN_PORT FWMARK IFINDEX IFNAME /D /')
+	printf 'message shapes:\n%s\n' "$shape"
+	expect_eq "$(sed -n 1p <<<"$shape")" "D PEERS[F]" "first message"
+	expect_eq "$(sed -n 2p <<<"$shape")" "D PEERS[C]" "second message"
+	bad=$(tail -n +2 <<<"$shape" | grep -vxE 'D PEERS\[C( F\+?)?\]|PEERS\[(C|F\+?)( F\+?)?\]')
+	expect_eq "$bad" "" "messages of unexpected shape"
+	bad=$(awk '/^PEERS/ { p = 1 } p && /^D / { print }' <<<"$shape")
+	expect_eq "$bad" "" "device attributes after peer 1 was complete"
+	expect_ok wg show wg0 allowed-ips
+	expect_eq "$(printf '%s\n' "$T_OUT" | wc -l)" 301 "wg show allowed-ips lines"
+	expect_eq "$(printf '%s\n' "$T_OUT" | head -n 1 | wc -w)" 3001 "wg show allowed-ips of peer 1 (key + 3000)"
+}
+
+# ---- genetlink: errors ---------------------------------------------------------
+
+# Error codes, from drivers/net/wireguard/netlink.c (lookup_interface: EBADR,
+# ENODEV, EOPNOTSUPP; set_peer: EINVAL, EPFNOSUPPORT), the generated policies
+# (generated/netlink.c) as enforced by lib/nlattr.c under the strict
+# validation genetlink uses for split ops, and net/netlink/genetlink.c.
+# Note: NLA_POLICY_EXACT_LEN/MIN_LEN are range checks on the length, which fail
+# with ERANGE, not EINVAL (nla_validate_range_unsigned).
+t_genl_errors() {
+	local idx
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip link add wgrs-d0 type dummy
+	idx=$(sysfs wg0 ifindex)
+	expect_genl_batch <<-EOF
+	OK          set --ifname wg0
+	OK          get --ifname wg0
+	OK          set --ifindex $idx
+	OK          get --ifindex $idx
+	# lookup_interface()
+	ENODEV      set --ifname wgrs-none
+	ENODEV      get --ifname wgrs-none
+	ENODEV      set --ifname 0123456789abcde
+	ENODEV      set --ifindex 999999
+	ENODEV      get --ifindex 999999
+	ENODEV      set --ifindex 0
+	EBADR       set
+	EBADR       get
+	EBADR       set --ifname wg0 --ifindex $idx
+	EBADR       get --ifname wg0 --ifindex $idx
+	EBADR       set --attr PRIVATE_KEY=rep:32:01
+	EOPNOTSUPP  set --ifname wgrs-d0
+	EOPNOTSUPP  get --ifname wgrs-d0
+	EOPNOTSUPP  set --ifname lo
+	EOPNOTSUPP  get --ifindex 1
+	# NLA_NUL_STRING, len 15: a NUL within the first 16 bytes, at most 15 chars
+	EINVAL      set --ifname 0123456789abcdef
+	EINVAL      get --ifname 0123456789abcdef
+	EINVAL      set --attr IFNAME=raw:wg0
+	EINVAL      get --attr IFNAME=raw:wg0
+	EINVAL      set --attr IFNAME=hex:
+	# NLA_U32 / NLA_U16 of the wrong size (strict: exact length)
+	EINVAL      set --attr IFINDEX=u64:$idx
+	EINVAL      get --attr IFINDEX=u16:1
+	EINVAL      set --ifname wg0 --attr LISTEN_PORT=u32:1
+	EINVAL      set --ifname wg0 --attr LISTEN_PORT=u8:1
+	EINVAL      set --ifname wg0 --attr FWMARK=u16:1
+	EINVAL      set --ifname wg0 --attr FWMARK=u64:1
+	EINVAL      set --ifname wg0 --attr FLAGS=u16:1
+	# keys: exact length 32
+	ERANGE      set --ifname wg0 --attr PRIVATE_KEY=rep:31:aa
+	ERANGE      set --ifname wg0 --attr PRIVATE_KEY=rep:33:aa
+	ERANGE      set --ifname wg0 --attr PRIVATE_KEY=hex:
+	ERANGE      set --ifname wg0 --attr PUBLIC_KEY=rep:31:aa
+	ERANGE      set --ifname wg0 --attr PUBLIC_KEY=rep:33:aa
+	# NLA_POLICY_MASK(NLA_U32, 0x1)
+	EINVAL      set --ifname wg0 --attr FLAGS=u32:2
+	EINVAL      set --ifname wg0 --attr FLAGS=u32:0x80000000
+	OK          set --ifname wg0 --attr FLAGS=u32:0
+	# types 0 and > maxattr (SET: 8 PEERS, GET: 2 IFNAME) are rejected
+	EINVAL      set --ifname wg0 --attr 99=u32:1
+	EINVAL      set --ifname wg0 --attr 9=u32:1
+	EINVAL      set --ifname wg0 --attr 0=u32:1
+	EINVAL      get --ifname wg0 --attr 0=u32:1
+	EINVAL      get --ifname wg0 --attr PRIVATE_KEY=rep:32:01
+	EINVAL      get --ifname wg0 --attr LISTEN_PORT=u16:1
+	# NLA_F_NESTED: required on PEERS, refused elsewhere
+	EINVAL      set --ifname wg0 --attr PEERS=noflag{}
+	EINVAL      set --ifname wg0 --attr 0x8007=u32:1
+	OK          set --ifname wg0 --attr PEERS={}
+	# genetlink core: trailing junk, reserved header byte, flags, commands
+	EINVAL      set --ifname wg0 --trailing 2
+	EINVAL      set --ifname wg0 --reserved 1
+	EINVAL      set --ifname wg0 --nlflags 0x405
+	EINVAL      get --ifname wg0 --nlflags 0x705
+	EOPNOTSUPP  set --ifname wg0 --cmd 2
+	EOPNOTSUPP  set --ifname wg0 --nlflags 0x305
+	EOPNOTSUPP  get --ifname wg0 --nlflags 0x5
+	# peers (policy of the nested array, then set_peer())
+	ERANGE      set --ifname wg0 --attr PEERS={0=hex:0000}
+	ERANGE      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:31:01}}
+	ERANGE      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,PRESHARED_KEY=rep:33:01}}
+	ERANGE      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,ENDPOINT=hex:0200}}
+	ERANGE      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,LAST_HANDSHAKE_TIME=rep:8:00}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,FLAGS=u32:8}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,PERSISTENT_KEEPALIVE_INTERVAL=u32:1}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,99=u32:1}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,ALLOWEDIPS=noflag{}}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,ALLOWEDIPS={0={FAMILY=u16:2,IPADDR=ip4:10.0.0.1,CIDR_MASK=u8:32,FLAGS=u32:2}}}}
+	ERANGE      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,ALLOWEDIPS={0={FAMILY=u16:2,IPADDR=hex:0a00,CIDR_MASK=u8:32}}}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PRESHARED_KEY=rep:32:01}}
+	EPFNOSUPPORT set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,PROTOCOL_VERSION=u32:2}}
+	OK          set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,PROTOCOL_VERSION=u32:1}}
+	OK          set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:02,FLAGS=u32:4}}
+	OK          set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:02,FLAGS=u32:1}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,ALLOWEDIPS={0={FAMILY=u16:2,IPADDR=ip4:10.0.0.1,CIDR_MASK=u8:33}}}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,ALLOWEDIPS={0={FAMILY=u16:2,IPADDR=ip4:10.0.0.1}}}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,ALLOWEDIPS={0={FAMILY=u16:10,IPADDR=ip4:10.0.0.1,CIDR_MASK=u8:32}}}}
+	EINVAL      set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,ALLOWEDIPS={0={FAMILY=u16:7,IPADDR=ip4:10.0.0.1,CIDR_MASK=u8:32}}}}
+	OK          set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:01,ENDPOINT=rep:20:00}}
+	EOF
+	# Only the peer 0x01.. exists (UPDATE_ONLY did not create 0x02..).
+	expect_ok wg show wg0 peers
+	expect_eq "$T_OUT" "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=" "peers after the error matrix"
+}
+
+# A request refused by policy validation changes nothing.
+t_failed_set_changes_nothing() {
+	local k1 k2
+	k1=$(newkey k1)
+	k2=$(newkey k2)
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/k1" listen-port 1111 fwmark 0x11
+	expect_genl_batch <<-EOF
+	EINVAL set --ifname wg0 --attr PRIVATE_KEY=b64:$k2 --attr LISTEN_PORT=u32:2222
+	EINVAL set --ifname wg0 --attr PRIVATE_KEY=b64:$k2 --attr FWMARK=u32:0x22 --attr FLAGS=u32:3
+	ERANGE set --ifname wg0 --attr PRIVATE_KEY=b64:$k2 --attr LISTEN_PORT=u16:2222 --attr PEERS={0={PUBLIC_KEY=rep:31:01}}
+	EINVAL set --ifname wg0 --attr FLAGS=u32:1 --attr FWMARK=u32:0x22 --attr 99=hex:
+	EOF
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "$k1" "private-key"
+	expect_ok wg show wg0 listen-port
+	expect_eq "$T_OUT" 1111 "listen-port"
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" 0x11 "fwmark"
+}
+
+# Errors from wg_set_device_doit() itself come after earlier parts of the
+# request were applied (upstream applies fwmark, port, key, then peers in
+# order, and does not roll back).
+t_partial_apply() {
+	local k2
+	newkey k1 >/dev/null
+	k2=$(newkey k2)
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/k1"
+	expect_genl_batch <<-EOF
+	EINVAL set --ifname wg0 --attr PRIVATE_KEY=b64:$k2 --attr FWMARK=u32:0x22 --attr LISTEN_PORT=u16:2222 --attr PEERS={0={PUBLIC_KEY=rep:32:03},1={PRESHARED_KEY=rep:32:04}}
+	EOF
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "$k2" "private-key"
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" 0x22 "fwmark"
+	expect_ok wg show wg0 listen-port
+	expect_eq "$T_OUT" 2222 "listen-port"
+	expect_ok wg show wg0 peers
+	expect_eq "$T_OUT" "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=" "peers"
+	# A bad allowed IP fails after its peer was created.
+	expect_genl_batch <<-EOF
+	EINVAL set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:05,ALLOWEDIPS={0={FAMILY=u16:2,IPADDR=ip4:10.0.0.1,CIDR_MASK=u8:32},0={FAMILY=u16:2,IPADDR=ip4:10.0.0.2,CIDR_MASK=u8:40}}}}
+	EOF
+	expect_ok wg show wg0 allowed-ips
+	expect_match "$T_OUT" '^BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU=	10\.0\.0\.1/32$' "allowed-ips"
+}
+
+# ---- permissions ----------------------------------------------------------------
+
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all)
+
+# GENL_UNS_ADMIN_PERM: CAP_NET_ADMIN over the user namespace owning the
+# device's netns; resolving the family needs nothing.
+t_unprivileged() {
+	expect_ok ip link add wg0 type wireguard
+	expect_fail_errno EPERM unshare -U -r wg show wg0
+	expect_fail_errno EPERM unshare -U -r wg set wg0 fwmark 1
+	expect_fail_errno EPERM "${NOBODY[@]}" wg show wg0
+	expect_fail_errno EPERM "${NOBODY[@]}" wg set wg0 fwmark 1
+	expect_genl_batch unshare -U -r <<-EOF
+	OK     family
+	EPERM  get --ifname wg0
+	EPERM  set --ifname wg0
+	EPERM  set --ifname wg0 --attr PRIVATE_KEY=rep:32:01
+	EPERM  get --ifname wgrs-none
+	EOF
+	expect_genl_batch "${NOBODY[@]}" <<-EOF
+	OK     family
+	EPERM  get --ifname wg0
+	EPERM  set --ifname wg0 --attr FWMARK=u32:1
+	EOF
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" off "fwmark after refused sets"
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "(none)" "private-key after refused sets"
+}
+
+# A device moved into a netns owned by an unprivileged user namespace: its
+# root may configure it, except listen-port and fwmark, which need
+# CAP_NET_ADMIN over the netns that created the device (the init netns).
+userns_ready() { [ "$(readlink "/proc/$1/ns/net")" != "$(readlink /proc/self/ns/net)" ]; }
+t_userns_owner() {
+	local pid
+	unshare -U -r -n sleep 600 </dev/null >/dev/null 2>&1 &
+	pid=$!
+	bg_pid "$pid"
+	wait_for 10 userns_ready "$pid" || fail "unshare -U -r -n did not start"
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip link set wg0 netns "$pid"
+	expect_genl_batch nsenter -t "$pid" -U -n <<-EOF
+	OK     get --ifname wg0
+	EPERM  set --ifname wg0 --attr LISTEN_PORT=u16:1234
+	EPERM  set --ifname wg0 --attr FWMARK=u32:1
+	EPERM  set --ifname wg0 --attr PRIVATE_KEY=rep:32:01 --attr FWMARK=u32:1
+	OK     set --ifname wg0 --attr PRIVATE_KEY=rep:32:01
+	OK     set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:02}}
+	EOF
+	expect_ok nsenter -t "$pid" -n wg show wg0 private-key
+	expect_eq "$T_OUT" "AAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAUE=" "private-key (clamped 0x01..)"
+	expect_ok nsenter -t "$pid" -n wg show wg0 fwmark
+	expect_eq "$T_OUT" off "fwmark"
+	# Real root (init user namespace) may.
+	expect_ok nsenter -t "$pid" -n wg set wg0 listen-port 1234 fwmark 1
+	expect_ok nsenter -t "$pid" -n wg show wg0 listen-port
+	expect_eq "$T_OUT" 1234 "listen-port set by init-namespace root"
+	expect_ok nsenter -t "$pid" -n ip link del wg0
+}
+
+# ---- unload -----------------------------------------------------------------------
+
+t_unload() {
+	newkey k1 >/dev/null
+	newkey p1 >/dev/null
+	expect_ok ip netns add wgrs-ns2
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip link add wg1 type wireguard
+	expect_ok ip link add wg2 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/k1" listen-port 51830 \
+		peer "$(pubkey p1)" allowed-ips 10.9.0.0/24 endpoint 127.0.0.1:51831 persistent-keepalive 1
+	expect_ok ip addr add 10.9.0.1/24 dev wg0
+	expect_ok ip link set wg0 up
+	expect_ok wg set wg1 listen-port 51832
+	expect_ok ip link set wg1 up
+	expect_ok ip link set wg2 netns wgrs-ns2
+	expect_ok ip -n wgrs-ns2 link set wg2 up
+	ping -c 1 -W 1 10.9.0.2 >/dev/null 2>&1 # queue a packet, start a handshake
+	port_bound 51830 || fail "port 51830 not bound"
+	expect_ok rmmod "$WGRS_MODULE"
+	! loaded || fail "$WGRS_MODULE still loaded after rmmod"
+	expect_eq "$(wg_links)" "" "wireguard links in the init netns"
+	expect_eq "$(wg_links wgrs-ns2)" "" "wireguard links in wgrs-ns2"
+	expect_fail ip link show wg0
+	expect_fail ip -n wgrs-ns2 link show wg2
+	! port_bound 51830 || fail "port 51830 still bound after rmmod"
+	! port_bound 51832 || fail "port 51832 still bound after rmmod"
+	# And it comes back.
+	expect_ok modprobe "$WGRS_MODULE"
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/k1"
+	expect_ok wg show wg0 public-key
+	expect_eq "$T_OUT" "$(pubkey k1)" "public-key after reload"
+	expect_ok ip link del wg0
+	expect_ok rmmod "$WGRS_MODULE"
+	expect_ok modprobe "$WGRS_MODULE"
+}
+
+# ---- run --------------------------------------------------------------------------
+
+# Arguments, if any, are globs selecting tests by name (e.g. 'link-*').
+T_ONLY=("$@")
+echo "check.sh: IMPL=$IMPL WGRS_MODULE=$WGRS_MODULE kernel $(uname -r)"
+run_test autoload-rtnl-link         t_autoload_rtnl
+run_test autoload-genl-family       t_autoload_genl
+run_test modprobe-banner-aliases    t_modprobe
+run_test genl-family-info           t_genl_family
+run_test link-add-del               t_link_add_del
+run_test link-properties            t_link_properties
+run_test link-up-down               t_link_up_down
+run_test link-mtu                   t_link_mtu
+run_test link-netns                 t_link_netns
+run_test creating-netns-gone        t_creating_netns_gone
+run_test wg-show                    t_wg_show
+run_test private-key                t_private_key
+run_test private-key-clamped        t_private_key_clamped
+run_test private-key-remove         t_private_key_remove
+run_test listen-port                t_listen_port
+run_test fwmark                     t_fwmark
+run_test peer-vs-own-key            t_peer_vs_own_key
+run_test get-attribute-order        t_get_order
+run_test get-dump-tree              t_get_tree
+run_test get-dump-multipart         t_get_multipart
+run_test genl-errors                t_genl_errors
+run_test failed-set-changes-nothing t_failed_set_changes_nothing
+run_test doit-partial-apply         t_partial_apply
+run_test unprivileged-eperm         t_unprivileged
+run_test userns-owned-netns         t_userns_owner
+run_test unload                     t_unload
+summary

@@ -1,0 +1,130 @@
+# Helpers for the in-VM test scripts. Source it; do not run it.
+#
+#   run_test NAME FUNC [ARGS...]
+#       (skipped, uncounted, unless NAME matches a glob in T_ONLY, when set)
+#       Runs FUNC in a subshell with its output captured. The first failing
+#       expect_*/fail ends the test. Prints "ok   NAME" or "FAIL NAME: reason"
+#       followed by the tail of the test's output. If a function named
+#       test_cleanup exists it is run after every test (outside the subshell).
+#   summary
+#       Prints "N passed, M failed" on a line of its own; returns 1 if any
+#       test failed.
+#
+# Inside a test:
+#   fail REASON                  end the test as failed
+#   expect_ok CMD...             CMD must succeed; its stdout+stderr is left in $T_OUT
+#   expect_fail CMD...           CMD must fail; output in $T_OUT
+#   expect_fail_errno ERRNO CMD...
+#                                CMD must fail and report ERRNO, either as the
+#                                symbolic name (genl.py prints e.g. "ENODEV")
+#                                or as strerror text (wg prints "No such device")
+#   expect_eq ACTUAL EXPECTED [WHAT]
+#   expect_match TEXT REGEX [WHAT]     (grep -E, multi-line TEXT)
+#   expect_no_match TEXT REGEX [WHAT]
+#   wait_for SECONDS CMD...      poll CMD every 0.1s until it succeeds (0) or time is up (1)
+#   run CMD...                   run CMD without judging it: $T_OUT, $T_RC
+
+T_ONLY=()     # name patterns (globs); when set, run_test runs only matching tests
+T_PASSED=0
+T_FAILED=0
+T_FAILED_NAMES=()
+T_DIR=$(mktemp -d /tmp/wgrs-tests.XXXXXX)
+T_OUT=
+T_RC=0
+
+fail() {
+	printf '%s\n' "$*" >"$T_DIR/reason"
+	exit 1
+}
+
+_cmdline() { local IFS=' '; printf '%s' "$*"; }
+
+# Output is shortened to its first lines, on one line, for the reason.
+_short() { printf '%s' "$1" | head -n 5 | tr '\n' '|' | cut -c1-300; }
+
+run() {
+	T_OUT=$("$@" 2>&1)
+	T_RC=$?
+	printf '$ %s  [rc=%d]\n%s\n' "$(_cmdline "$@")" "$T_RC" "$T_OUT"
+	return 0
+}
+
+expect_ok() {
+	run "$@"
+	[ "$T_RC" = 0 ] || fail "'$(_cmdline "$@")' failed (rc=$T_RC): $(_short "$T_OUT")"
+}
+
+expect_fail() {
+	run "$@"
+	[ "$T_RC" != 0 ] || fail "'$(_cmdline "$@")' succeeded but should have failed: $(_short "$T_OUT")"
+}
+
+_strerror() { python3 -c 'import errno, os, sys; print(os.strerror(getattr(errno, sys.argv[1])))' "$1"; }
+
+expect_fail_errno() {
+	local want=$1 text
+	shift
+	text=$(_strerror "$want") || fail "unknown errno name $want"
+	run "$@"
+	[ "$T_RC" != 0 ] || fail "'$(_cmdline "$@")' succeeded but should have failed with $want: $(_short "$T_OUT")"
+	if ! printf '%s\n' "$T_OUT" | grep -qw -- "$want" &&
+	   ! printf '%s\n' "$T_OUT" | grep -qF -- "$text"; then
+		fail "'$(_cmdline "$@")' failed, but not with $want ($text): $(_short "$T_OUT")"
+	fi
+}
+
+expect_eq() {
+	[ "$1" = "$2" ] || fail "${3:-value}: got '$(_short "$1")', expected '$(_short "$2")'"
+}
+
+expect_match() {
+	printf '%s\n' "$1" | grep -qE -- "$2" || fail "${3:-output} does not match /$2/: $(_short "$1")"
+}
+
+expect_no_match() {
+	! printf '%s\n' "$1" | grep -qE -- "$2" || fail "${3:-output} unexpectedly matches /$2/: $(_short "$1")"
+}
+
+wait_for() {
+	local deadline=$(( $(date +%s%N) / 1000000 + ${1%.*} * 1000 ))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ $(( $(date +%s%N) / 1000000 )) -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+run_test() {
+	local name=$1 rc reason pat
+	shift
+	if [ ${#T_ONLY[@]} -gt 0 ]; then
+		for pat in "${T_ONLY[@]}"; do
+			# shellcheck disable=SC2053
+			[[ $name == $pat ]] && break
+		done
+		[[ $name == $pat ]] || return 0
+	fi
+	rm -f "$T_DIR/reason"
+	( "$@" ) </dev/null >"$T_DIR/log" 2>&1
+	rc=$?
+	if [ $rc = 0 ]; then
+		printf 'ok   %s\n' "$name"
+		T_PASSED=$((T_PASSED + 1))
+	else
+		reason=$(cat "$T_DIR/reason" 2>/dev/null) || reason="exited with status $rc"
+		printf 'FAIL %s: %s\n' "$name" "$reason"
+		tail -n 25 "$T_DIR/log" | cut -c1-300 | sed 's/^/    | /'
+		T_FAILED=$((T_FAILED + 1))
+		T_FAILED_NAMES+=("$name")
+	fi
+	if declare -F test_cleanup >/dev/null; then
+		test_cleanup >"$T_DIR/cleanup.log" 2>&1
+	fi
+	return 0
+}
+
+summary() {
+	[ "$T_FAILED" = 0 ] || printf 'failed tests: %s\n' "${T_FAILED_NAMES[*]}"
+	printf '%d passed, %d failed\n' "$T_PASSED" "$T_FAILED"
+	[ "$T_FAILED" = 0 ]
+}
