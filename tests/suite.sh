@@ -1,0 +1,34 @@
+#!/bin/bash
+# The `make check` suite, in one VM boot: the in-kernel self-tests, the
+# device and netlink tests, and the control-plane tests. Prints each suite's
+# lines, then the total as "N passed, M failed"; exits non-zero on failure.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+passed=0
+failed=0
+for suite in tests/selftests.sh tests/check.sh tests/control.sh; do
+	echo "=== $suite"
+	log=$(mktemp /tmp/suite.XXXXXX)
+	bash "$suite" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [ -n "$counts" ]; then
+		p=${counts%% passed*}
+		f=${counts#*passed, }
+		f=${f%% failed*}
+	else
+		# A suite without a summary line counts as one test.
+		p=$((rc == 0)) f=$((rc != 0))
+	fi
+	# A suite that died on its own still fails.
+	[ "$rc" != 0 ] && [ "$f" = 0 ] && f=1
+	passed=$((passed + p))
+	failed=$((failed + f))
+	# Leave no module behind for the next suite.
+	for m in wireguard_rs wireguard; do
+		[ -d "/sys/module/$m" ] && rmmod "$m"
+	done
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
