@@ -23,7 +23,7 @@ kselftest: module
 	VM_TIMEOUT=$${VM_TIMEOUT:-2400} tools/vm-run tests/kselftest.sh
 
 bench-scale: module
-	VM_MEM=$${VM_MEM:-4096} VM_TIMEOUT=$${VM_TIMEOUT:-3000} tools/vm-run tests/bench-scale.sh
+	VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench-scale.sh
 
 env:
 	tools/toolchain && tools/kernel && tools/rootfs

@@ -1,0 +1,176 @@
+#!/bin/bash
+# Scale benchmark: 100,000 peers x 2 allowed IPs (a /32 and a /128 each),
+# ours (wireguard_rs) against the C driver (wireguard), in one VM boot.
+# Numbers are printed, never asserted.
+#
+#   VM_MEM=8192 VM_TIMEOUT=3600 IMPL=c tools/vm-run tests/bench-scale.sh [PEERS [IMPLS]]
+#
+# PEERS defaults to $BENCH_PEERS or 100000, IMPLS to $BENCH_IMPLS or "rs c"
+# (vm-run does not pass the host's environment into the guest: use the
+# arguments there, e.g. `tools/vm-run tests/bench-scale.sh 2000`). IMPL only
+# decides which module is blacklisted for autoloading; both are loaded here by
+# explicit modprobe, one at a time.
+#
+# Memory: in Linux 7.3 the C driver uses threaded NAPI (device.c
+# netif_threaded_enable), so every peer has its own "napi/wg0-N" kthread: a
+# task_struct (slab), a kernel stack (KernelStack, not slab) and a pid. The
+# script raises kernel.pid_max and kernel.threads-max so that 100,000 of them
+# fit (the default pid_max of 32768 makes the C driver's setconf, and every
+# fork, fail at about 32,000 peers); the C driver then needs more than the
+# 4 GiB that VM_MEM=4096 gives, hence 8192 above.
+#
+# For each implementation: modprobe, create wg0, then the wall time of
+#   setconf  `wg setconf wg0 cfg` (private key + N peers)
+#   dump     `wg show wg0 dump > /dev/null`
+#   remove   `wg setconf wg0 empty.conf` (private key only: replaces all peers)
+# and kernel memory per peer from slab accounting: /proc/meminfo Slab and,
+# if readable, the sum over /proc/slabinfo of active_objs * objsize, each
+# read after drop_caches and a pause for RCU frees, before and after setconf
+# (and after the removal, to show what is left). Percpu from /proc/meminfo
+# is reported too (per-peer percpu allocations are not slab).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+N=${1:-${BENCH_PEERS:-100000}}
+IMPLS=${2:-${BENCH_IMPLS:-rs c}}
+D=$(mktemp -d /tmp/wgrs-bench.XXXXXX)
+declare -A R
+
+now() { date +%s.%N; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+meminfo_kb() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+slabinfo_bytes() {
+	[ -r /proc/slabinfo ] || { echo n/a; return; }
+	awk 'NR > 2 { s += $2 * $4 } END { printf "%.0f\n", s }' /proc/slabinfo
+}
+settle() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	sleep "${BENCH_SETTLE:-2}"
+	echo 3 >/proc/sys/vm/drop_caches
+}
+# per_peer BEFORE AFTER SCALE: (AFTER - BEFORE) * SCALE / N, or n/a.
+per_peer() {
+	case "$1$2" in *n/a*) echo n/a; return ;; esac
+	awk -v a="$1" -v b="$2" -v s="$3" -v n="$N" 'BEGIN { v = (b - a) * s / n; if (v > -0.5 && v < 0.5) v = 0; printf "%.0f", v }'
+}
+unload_all() {
+	local m
+	for m in wireguard_rs wireguard; do
+		[ -d "/sys/module/$m" ] && rmmod "$m"
+	done
+	return 0
+}
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# One kthread and one pid per peer for the C driver (threaded NAPI).
+sysctl -qw kernel.pid_max=4194304 || true
+sysctl -qw kernel.threads-max=4000000 || true
+log "pid_max $(cat /proc/sys/kernel/pid_max), threads-max $(cat /proc/sys/kernel/threads-max)"
+log "generating $N peers x 2 allowed IPs"
+t0=$(now)
+python3 tests/gen-config.py --peers "$N" --allowed-ips 2 -o "$D/cfg" || { echo "gen-config.py failed"; exit 1; }
+priv=$(sed -n 's/^PrivateKey = //p' "$D/cfg")
+printf '[Interface]\nPrivateKey = %s\n' "$priv" >"$D/empty.conf"
+log "generated in $(sub "$t0" "$(now)") s ($(wc -c <"$D/cfg") bytes)"
+
+bench_one() {
+	local impl=$1 module=$2 t m0 s0 p0 k0 f0 m1 s1 p1 k1 f1 m2 s2 p2 k2 f2 peers
+	log "== $impl ($module)"
+	unload_all
+	if ! modprobe "$module"; then
+		log "$impl: modprobe $module failed: n/a"
+		return
+	fi
+	if ! ip link add wg0 type wireguard; then
+		log "$impl: ip link add failed: n/a"
+		unload_all
+		return
+	fi
+	settle
+	m0=$(meminfo_kb Slab) s0=$(slabinfo_bytes) p0=$(meminfo_kb Percpu)
+	k0=$(meminfo_kb KernelStack) f0=$(meminfo_kb MemFree)
+
+	t=$(now)
+	if ! wg setconf wg0 "$D/cfg"; then
+		log "$impl: wg setconf failed: n/a"
+		ip link del wg0
+		unload_all
+		return
+	fi
+	R[$impl.setconf]=$(sub "$t" "$(now)")
+	peers=$(wg show wg0 peers | wc -l)
+	log "$impl: setconf ${R[$impl.setconf]} s, $peers peers"
+	[ "$peers" = "$N" ] || log "$impl: note: $peers peers configured, not $N"
+
+	settle
+	m1=$(meminfo_kb Slab) s1=$(slabinfo_bytes) p1=$(meminfo_kb Percpu)
+	k1=$(meminfo_kb KernelStack) f1=$(meminfo_kb MemFree)
+	R[$impl.mem]=$(per_peer "$m0" "$m1" 1024)
+	R[$impl.slabinfo]=$(per_peer "$s0" "$s1" 1)
+	R[$impl.percpu]=$(per_peer "$p0" "$p1" 1024)
+	R[$impl.kstack]=$(per_peer "$k0" "$k1" 1024)
+	R[$impl.memfree]=$(per_peer "$f1" "$f0" 1024)
+	log "$impl: Slab $m0 -> $m1 kB, slabinfo $s0 -> $s1 B, Percpu $p0 -> $p1 kB, KernelStack $k0 -> $k1 kB, MemFree $f0 -> $f1 kB"
+	# The biggest caches, to see where the memory goes.
+	[ -r /proc/slabinfo ] && awk 'NR > 2 { print $2 * $4, $1, $2, $4 }' /proc/slabinfo | sort -nr | head -n 8 |
+		awk '{ printf "    slab %-26s %9d x %6d B = %8.1f MiB\n", $2, $3, $4, $1 / 1048576 }'
+
+	t=$(now)
+	if wg show wg0 dump >/dev/null; then
+		R[$impl.dump]=$(sub "$t" "$(now)")
+		log "$impl: dump ${R[$impl.dump]} s"
+	else
+		log "$impl: wg show wg0 dump failed"
+	fi
+
+	t=$(now)
+	if wg setconf wg0 "$D/empty.conf"; then
+		R[$impl.remove]=$(sub "$t" "$(now)")
+		log "$impl: remove ${R[$impl.remove]} s, $(wg show wg0 peers | wc -l) peers left"
+	else
+		log "$impl: removing the peers failed"
+	fi
+
+	settle
+	m2=$(meminfo_kb Slab) s2=$(slabinfo_bytes) p2=$(meminfo_kb Percpu)
+	k2=$(meminfo_kb KernelStack) f2=$(meminfo_kb MemFree)
+	R[$impl.left]=$(per_peer "$m0" "$m2" 1024)
+	log "$impl: after removal: Slab $m2 kB, slabinfo $s2 B, Percpu $p2 kB, KernelStack $k2 kB, MemFree $f2 kB"
+
+	ip link del wg0
+	unload_all
+}
+
+for impl in $IMPLS; do
+	case $impl in
+	rs) bench_one rs wireguard_rs ;;
+	c) bench_one c wireguard ;;
+	*) log "unknown implementation $impl" ;;
+	esac
+done
+
+cell() { printf '%s' "${R[$1]:-n/a}"; }
+ratio() {
+	local a=${R[rs.$1]:-n/a} b=${R[c.$1]:-n/a}
+	case "$a$b" in *n/a*) echo n/a; return ;; esac
+	awk -v a="$a" -v b="$b" 'BEGIN { if (b == 0) { print "n/a"; exit } v = a / b; if (v > -0.005 && v < 0.005) v = 0; printf "%.2f\n", v }'
+}
+row() { printf '%-38s | %12s | %12s | %s\n' "$1" "$(cell "rs.$2")" "$(cell "c.$2")" "$(ratio "$2")"; }
+
+echo
+echo "scale benchmark: $N peers x 2 allowed IPs ($(nproc) vCPUs, $(meminfo_kb MemTotal) kB RAM)"
+printf '%-38s | %12s | %12s | %s\n' metric ours C "ratio (ours/C)"
+printf '%-38s-+-%12s-+-%12s-+-%s\n' -------------------------------------- ------------ ------------ --------------
+row "setconf seconds" setconf
+row "dump seconds" dump
+row "remove seconds" remove
+row "memory bytes/peer (meminfo Slab)" mem
+row "memory bytes/peer (slabinfo)" slabinfo
+row "percpu bytes/peer (meminfo)" percpu
+row "kernel stack bytes/peer (meminfo)" kstack
+row "MemFree decrease bytes/peer (approx.)" memfree
+row "Slab left after removal bytes/peer" left
+
+rm -rf "$D"
+exit 0
