@@ -1,13 +1,14 @@
 #!/bin/bash
 # The `make check` suite, in one VM boot: the in-kernel self-tests, the
-# device and netlink tests, and the control-plane tests. Prints each suite's
+# device and netlink tests, the control-plane tests and a netlink fuzz run
+# (3000 random requests). Prints each suite's
 # lines, then the total as "N passed, M failed"; exits non-zero on failure.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 passed=0
 failed=0
-for suite in tests/selftests.sh tests/check.sh tests/control.sh; do
+for suite in tests/selftests.sh tests/check.sh tests/control.sh tests/fuzz.sh; do
 	echo "=== $suite"
 	log=$(mktemp /tmp/suite.XXXXXX)
 	bash "$suite" 2>&1 | tee "$log"
