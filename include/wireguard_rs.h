@@ -40,7 +40,6 @@ const netdev_features_t WGRS_NETIF_F_HIGHDMA = NETIF_F_HIGHDMA;
 const unsigned int WGRS_L1_CACHE_BYTES = L1_CACHE_BYTES;
 const int WGRS_NLA_HDRLEN = NLA_HDRLEN;
 const unsigned int WGRS_NLM_F_MULTI = NLM_F_MULTI;
-const unsigned int WGRS_NLM_F_DUMP = NLM_F_DUMP;
 
 /* net_device */
 void *wgrs_netdev_priv(const struct net_device *dev);

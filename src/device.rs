@@ -131,7 +131,7 @@ impl LinkOps for Device {
     }
 
     fn xmit(&self, dev: &NetDevice, skb: SkBuff) {
-        // No peers yet to route to.
+        // Nothing sends yet: the data plane is not built.
         dev.count_tx_error();
         drop(skb);
     }

@@ -327,8 +327,14 @@ fn set_peer(config: &mut Config, dev: &IfName, attrs: &AttrTable<'_, PEER_ATTRS>
         }
     }
 
-    let order = match config.peers.find(&public_key) {
-        Some(order) => order,
+    let (order, preshared_key) = match config.peers.find(&public_key) {
+        Some(order) => {
+            if flags & WGPEER_F_REMOVE_ME != 0 {
+                config.peers.remove(dev, order);
+                return Ok(());
+            }
+            (order, preshared_key)
+        }
         None => {
             if flags & (WGPEER_F_REMOVE_ME | WGPEER_F_UPDATE_ONLY) != 0 {
                 return Ok(());
@@ -340,16 +346,9 @@ fn set_peer(config: &mut Config, dev: &IfName, attrs: &AttrTable<'_, PEER_ATTRS>
             if config.identity.keys().is_some_and(|(_, public)| *public == public_key) {
                 return Ok(());
             }
-            return config
-                .peers
-                .create(dev, public_key, preshared_key)
-                .and_then(|order| update_peer(config, order, flags, attrs, None));
+            (config.peers.create(dev, public_key, preshared_key)?, None)
         }
     };
-    if flags & WGPEER_F_REMOVE_ME != 0 {
-        config.peers.remove(dev, order);
-        return Ok(());
-    }
     update_peer(config, order, flags, attrs, preshared_key)
 }
 
