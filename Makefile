@@ -6,7 +6,7 @@
 export KDIR
 export IMPL ?= rs
 
-.PHONY: all module demo check bench-scale kselftest env clean clean-cache
+.PHONY: all module demo check bench-scale kselftest soak env clean clean-cache
 
 all: module
 
@@ -24,6 +24,10 @@ kselftest: module
 
 bench-scale: module
 	VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench-scale.sh
+
+# Boots N VMs in a row with a CPU hog on the host: the harness must not crash.
+soak: module
+	tools/soak $(or $(N),50)
 
 env:
 	tools/toolchain && tools/kernel && tools/rootfs
