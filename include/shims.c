@@ -57,9 +57,17 @@ void wgrs_netdev_set_room(struct net_device *dev, unsigned short headroom,
 	dev->needed_tailroom = tailroom;
 }
 
+/* The destructor frees the private state; the core then frees the device. */
 void wgrs_netdev_set_destructor(struct net_device *dev, void (*destructor)(struct net_device *))
 {
 	dev->priv_destructor = destructor;
+	dev->needs_free_netdev = true;
+}
+
+bool wgrs_netdev_has_destructor(const struct net_device *dev) { return dev->priv_destructor; }
+bool wgrs_netdev_registered(const struct net_device *dev)
+{
+	return READ_ONCE(dev->reg_state) == NETREG_REGISTERED;
 }
 
 void wgrs_netdev_tx_error(struct net_device *dev) { DEV_STATS_INC(dev, tx_errors); }
@@ -174,12 +182,27 @@ int wgrs_crypto_memneq(const void *a, const void *b, size_t size) { return crypt
 bool wgrs_refcount_inc_not_zero(refcount_t *r) { return refcount_inc_not_zero(r); }
 u32 wgrs_get_random_u32_below(u32 ceil) { return get_random_u32_below(ceil); }
 
-/* Started, with a reference for kthread_stop_put(). */
+/*
+ * Created, referenced, then woken: the reference for kthread_stop_put() is
+ * taken before the thread can run, let alone exit and be reaped.
+ */
 struct task_struct *wgrs_kthread_run(int (*fn)(void *), void *data, const char *name)
 {
-	struct task_struct *task = kthread_run(fn, data, "%s", name);
+	struct task_struct *task = kthread_create(fn, data, "%s", name);
 
-	if (!IS_ERR(task))
+	if (!IS_ERR(task)) {
 		get_task_struct(task);
+		wake_up_process(task);
+	}
 	return task;
 }
+
+/*
+ * The reaper of kapi::rcu: drops RcuArc objects past their grace period in
+ * process context. wgrs_rcu_reap() is Rust's.
+ */
+void wgrs_rcu_reap(void);
+static void wgrs_rcu_reap_work(struct work_struct *work) { wgrs_rcu_reap(); }
+static DECLARE_WORK(wgrs_rcu_reaper, wgrs_rcu_reap_work);
+void wgrs_rcu_reap_schedule(void) { schedule_work(&wgrs_rcu_reaper); }
+void wgrs_rcu_reap_flush(void) { flush_work(&wgrs_rcu_reaper); }

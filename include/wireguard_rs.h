@@ -55,6 +55,8 @@ void wgrs_netdev_set_mtu(struct net_device *dev, unsigned int mtu, unsigned int 
 void wgrs_netdev_set_room(struct net_device *dev, unsigned short headroom,
 			  unsigned short tailroom);
 void wgrs_netdev_set_destructor(struct net_device *dev, void (*destructor)(struct net_device *));
+bool wgrs_netdev_has_destructor(const struct net_device *dev);
+bool wgrs_netdev_registered(const struct net_device *dev);
 void wgrs_netdev_tx_error(struct net_device *dev);
 void wgrs_netdev_tunnel_inet_conf(struct net_device *dev);
 struct net *wgrs_rtnl_newlink_link_net(struct rtnl_newlink_params *params);
@@ -100,6 +102,10 @@ int wgrs_crypto_memneq(const void *a, const void *b, size_t size);
 /* RCU, reference counts, randomness */
 bool wgrs_refcount_inc_not_zero(refcount_t *r);
 u32 wgrs_get_random_u32_below(u32 ceil);
+
+/* the RcuArc reaper (kapi::rcu) */
+void wgrs_rcu_reap_schedule(void);
+void wgrs_rcu_reap_flush(void);
 
 /* kernel threads */
 struct task_struct *wgrs_kthread_run(int (*fn)(void *), void *data, const char *name);

@@ -3,15 +3,16 @@
 //! The WireGuard network device: link kind "wireguard" (upstream `device.c`).
 
 use crate::kapi::netdev::{
-    Features, IfName, LinkKind, LinkOps, Net, NetDevice, SetupDevice, SkBuff, NET_SKB_PAD,
+    Features, IfName, LinkKind, LinkOps, NetDevice, SetupDevice, SkBuff, NET_SKB_PAD,
 };
 use crate::kapi::sync::Rtnl;
+use crate::kapi::udp::TunnelNet;
 use crate::messages::{
     noise_encrypted_len, MESSAGE_DATA_HEADER_LEN, MESSAGE_MINIMUM_LENGTH, MESSAGE_PADDING_MULTIPLE,
 };
 use crate::noise::StaticIdentity;
 use crate::peer::Peers;
-use crate::socket::Sockets;
+use crate::socket;
 use crate::wg_debug;
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
@@ -60,7 +61,6 @@ pub(crate) struct Config {
     pub(crate) identity: StaticIdentity,
     /// The configured port, or once up the bound one (random for 0).
     pub(crate) listen_port: u16,
-    pub(crate) sockets: Sockets,
     pub(crate) fwmark: u32,
     pub(crate) peers: Peers,
     /// Bumped on every change, so that a dump spanning one is flagged.
@@ -68,12 +68,10 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// (Re)binds the sockets to `port` in `net`, the creating namespace
-    /// (gone: `ENONET`). The old sockets stay until the new ones are bound.
-    pub(crate) fn bind(&mut self, dev: &IfName, net: Option<&Net>, rtnl: &Rtnl, port: u16) -> Result {
-        let sockets = Sockets::bind(dev, net.ok_or(ENONET)?, rtnl, port)?;
-        self.listen_port = sockets.port().unwrap_or(port);
-        self.sockets = sockets;
+    /// (Re)binds the sockets to `port` in the creating namespace (gone:
+    /// `ENONET`). The old sockets stay until the new ones are bound.
+    pub(crate) fn bind(&mut self, dev: &IfName, net: &TunnelNet, rtnl: &Rtnl, port: u16) -> Result {
+        self.listen_port = socket::bind(net, dev, rtnl, port)?;
         Ok(())
     }
 }
@@ -100,7 +98,6 @@ impl LinkOps for Device {
             config <- new_mutex!(Config {
                 identity: StaticIdentity::new(),
                 listen_port: 0,
-                sockets: Sockets::none(),
                 fwmark: 0,
                 peers: Peers::new()?,
                 generation: 1,
@@ -118,16 +115,15 @@ impl LinkOps for Device {
         wg_debug!("{}: Interface destroyed\n", name);
     }
 
-    fn open(&self, dev: &NetDevice, rtnl: &Rtnl, creating_net: Option<&Net>) -> Result {
+    fn open(&self, dev: &NetDevice, net: &TunnelNet, rtnl: &Rtnl) -> Result {
         dev.configure_tunnel_inet(rtnl);
         let mut config = self.config.lock();
         let port = config.listen_port;
-        config.bind(&dev.name(), creating_net, rtnl, port)
+        config.bind(&dev.name(), net, rtnl, port)
     }
 
-    fn stop(&self, _dev: &NetDevice) -> Result {
-        self.config.lock().sockets = Sockets::none();
-        Ok(())
+    fn stop(&self, _dev: &NetDevice, net: &TunnelNet, rtnl: &Rtnl) {
+        socket::close(net, rtnl);
     }
 
     fn xmit(&self, dev: &NetDevice, skb: SkBuff) {
@@ -138,6 +134,5 @@ impl LinkOps for Device {
 
     fn creating_net_exit(&self, dev: &NetDevice, _rtnl: &Rtnl) {
         wg_debug!("{}: Creating namespace exiting\n", dev.name());
-        self.config.lock().sockets = Sockets::none();
     }
 }

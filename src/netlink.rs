@@ -20,6 +20,7 @@ use kernel::prelude::*;
 const KEY: u16 = KEY_LEN as u16;
 /// `IFNAMSIZ - 1`.
 const IFNAME_MAX: u16 = 15;
+const IFNAMSIZ: usize = IFNAME_MAX as usize + 1;
 
 static ALLOWEDIP_POLICY: Policy<{ WGALLOWEDIP_A_FLAGS as usize + 1 }> = Policy::new()
     .with(WGALLOWEDIP_A_FAMILY, PolicyEntry::u16())
@@ -76,9 +77,13 @@ pub(crate) static FAMILY: Family = Family::new(c"wireguard", WG_GENL_VERSION as 
 /// Finds the device a request names by exactly one of ifindex and ifname.
 fn lookup_interface(request: &Request<'_>) -> Result<DeviceRef<Device>> {
     let attrs = request.attrs();
+    let name;
     let key = match (attrs.get(WGDEVICE_A_IFINDEX), attrs.get(WGDEVICE_A_IFNAME)) {
         (Some(index), None) => DeviceKey::Index(index.u32()?),
-        (None, Some(name)) => DeviceKey::Name(name.cstr()?),
+        (None, Some(attr)) => {
+            name = attr.string::<IFNAMSIZ>()?;
+            DeviceKey::Name(name.as_cstr())
+        }
         _ => return Err(EBADR),
     };
     LINK_KIND.lookup(request.net(), key).map_err(|err| match err {
@@ -124,9 +129,13 @@ impl DumpHandler for GetDevice {
     }
 
     fn dump(cursor: &mut DumpCursor, writer: &mut DumpWriter<'_>) -> Result<DumpProgress> {
-        let _rtnl = RtnlGuard::lock();
-        let config = cursor.device.config.lock();
-        let dev = cursor.device.netdev();
+        let rtnl = RtnlGuard::lock();
+        let device = &cursor.device;
+        if !device.is_registered(&rtnl) {
+            return Err(ENODEV);
+        }
+        let config = device.config.lock();
+        let dev = device.netdev();
         let mut msg = writer.begin(config.generation)?;
         // As upstream: the device's attributes lead every message until a
         // peer is complete; later messages carry only peers. (The spec's
@@ -272,12 +281,17 @@ impl DoHandler for SetDevice {
         let listen_port = attrs.get(WGDEVICE_A_LISTEN_PORT).map(|a| a.u16()).transpose()?;
 
         let rtnl = RtnlGuard::lock();
+        // Found, but since unregistered, or never registered at all (a
+        // registration that failed late).
+        if !device.is_registered(&rtnl) {
+            return Err(ENODEV);
+        }
         let mut config = device.config.lock();
         let dev = device.netdev().name();
         // The socket settings belong to the namespace the device was
         // created in, so the caller needs rights there too.
         if (fwmark.is_some() || listen_port.is_some())
-            && !device.creating_net_capable(&rtnl, Capability::NET_ADMIN)
+            && !device.tunnel_net().capable(&rtnl, Capability::NET_ADMIN)
         {
             return Err(EPERM);
         }
@@ -287,7 +301,7 @@ impl DoHandler for SetDevice {
         }
         if let Some(port) = listen_port.filter(|port| *port != config.listen_port) {
             if device.netdev().is_running() {
-                config.bind(&dev, device.creating_net(&rtnl), &rtnl, port)?;
+                config.bind(&dev, device.tunnel_net(), &rtnl, port)?;
             } else {
                 config.listen_port = port;
             }

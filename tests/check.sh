@@ -739,6 +739,21 @@ t_userns_owner() {
 	expect_ok nsenter -t "$pid" -n ip link del wg0
 }
 
+# ---- beyond the C driver (IMPL=rs only) -------------------------------------------
+
+# `ip link add all type wireguard` fails late: the device is listed, then the
+# IPv4/IPv6 notifiers refuse the name "all" and it is unregistered again.
+# Meanwhile set-device on "all" can find it. Our state lives until the core
+# frees the device, and set-device refuses a device that is not registered:
+# so no use-after-free (slab poisoning on the command line turns one into a
+# crash), and no set-device succeeds. The C driver frees its state at once
+# and, under this race, logs WARNINGs in __netif_napi_del_locked.
+t_register_fails_late_race() {
+	grep -q 'slub_debug' /proc/cmdline || fail "needs slub_debug on the kernel command line (make check sets it)"
+	expect_ok python3 tests/register-race.py 20
+	expect_match "$T_OUT" '^newlink: EINVAL=[0-9]+; set: ENODEV=[0-9]+$' "race results"
+}
+
 # ---- unload -----------------------------------------------------------------------
 
 t_unload() {
@@ -807,5 +822,10 @@ run_test failed-set-changes-nothing t_failed_set_changes_nothing
 run_test doit-partial-apply         t_partial_apply
 run_test unprivileged-eperm         t_unprivileged
 run_test userns-owned-netns         t_userns_owner
+if [ "$IMPL" = rs ]; then
+	run_test register-fails-late-race t_register_fails_late_race
+else
+	echo "skip register-fails-late-race: the C driver WARNs there"
+fi
 run_test unload                     t_unload
 summary

@@ -11,7 +11,12 @@
 use super::bindings;
 use super::netdev::Net;
 use core::{ffi::CStr, marker::PhantomData, ptr::NonNull};
-use kernel::{error::from_result, prelude::*, types::Opaque};
+use kernel::{
+    error::from_result,
+    prelude::*,
+    sync::atomic::{Acquire, Atomic, Release},
+    types::Opaque,
+};
 
 /// Length of a netlink attribute header.
 const NLA_HDRLEN: usize = bindings::WGRS_NLA_HDRLEN as usize;
@@ -188,29 +193,34 @@ pub(crate) struct Family {
     name: &'static CStr,
     version: u8,
     ops: &'static [SplitOp],
+    /// Set while registered (or being registered): the once-guard that makes
+    /// `register` the only writer of `inner` outside the core.
+    registered: Atomic<bool>,
 }
 
-// SAFETY: `inner` is written once before registration (see `register`) and
-// afterwards only by the genetlink core under its own lock.
+// SAFETY: `inner` is written only by the one `register` call that wins
+// `registered`, before the core knows it, and afterwards only by the
+// genetlink core under its own lock.
 unsafe impl Sync for Family {}
 
 impl Family {
     pub(crate) const fn new(name: &'static CStr, version: u8, ops: &'static [SplitOp]) -> Self {
-        Family { inner: Opaque::zeroed(), name, version, ops }
+        Family { inner: Opaque::zeroed(), name, version, ops, registered: Atomic::new(false) }
     }
 
     /// Registers the family (netns-aware); unregistered when the returned
-    /// value is dropped.
+    /// value is dropped. `EBUSY` while it is registered already.
     pub(crate) fn register(&'static self, module: &'static ThisModule) -> Result<FamilyRegistration> {
+        if self.registered.cmpxchg(false, true, Acquire).is_err() {
+            return Err(EBUSY);
+        }
         let name = self.name.to_bytes_with_nul();
-        // SAFETY: an unregistered family is ours alone. `genl_register_family`
-        // rejects a second registration of the same family with EEXIST.
+        // SAFETY: winning the guard above makes us the only writer, and the
+        // core does not know the family yet.
         unsafe {
             let family = &mut *self.inner.get();
-            if family.id != 0 {
-                return Err(EBUSY);
-            }
             if name.len() > family.name.len() {
+                self.registered.store(false, Release);
                 return Err(EINVAL);
             }
             for (dst, src) in family.name.iter_mut().zip(name) {
@@ -223,10 +233,13 @@ impl Family {
             family.n_split_ops = self.ops.len() as u8;
         }
         // SAFETY: fully set up and static.
-        kernel::error::to_result(unsafe { bindings::genl_register_family(self.inner.get()) })?;
+        let ret = unsafe { bindings::genl_register_family(self.inner.get()) };
+        if ret < 0 {
+            self.registered.store(false, Release);
+            return Err(Error::from_errno(ret));
+        }
         Ok(FamilyRegistration(self))
     }
-
 }
 
 /// Keeps a [`Family`] registered.
@@ -237,8 +250,8 @@ impl Drop for FamilyRegistration {
         // SAFETY: registered in `Family::register`; this waits for running
         // handlers and dumps to finish.
         unsafe { bindings::genl_unregister_family(self.0.inner.get()) };
-        // SAFETY: no longer registered, so ours alone again.
-        unsafe { (*self.0.inner.get()).id = 0 };
+        // The core is done with `inner`: the next `register` may write it.
+        self.0.registered.store(false, Release);
     }
 }
 
@@ -296,7 +309,8 @@ impl<'a, const N: usize> AttrTable<'a, N> {
 }
 
 /// One attribute of a request. Reads copy out of the request buffer, so no
-/// reference into it outlives a call, except [`Attr::cstr`]'s.
+/// reference into it outlives a call, and [`Attr::take_secret`] may wipe the
+/// buffer through any copy of an `Attr`.
 #[derive(Clone, Copy)]
 pub(crate) struct Attr<'a> {
     ptr: NonNull<bindings::nlattr>,
@@ -369,12 +383,15 @@ impl<'a> Attr<'a> {
         Ok(u32::from_ne_bytes(self.leading()?))
     }
 
-    /// A NUL-terminated string payload. Not for secrets (see `take_secret`).
-    pub(crate) fn cstr(&self) -> Result<&'a CStr> {
-        // SAFETY: the payload is readable for `'a`; only `take_secret`
-        // writes to a request, and never to a string.
-        let payload = unsafe { core::slice::from_raw_parts(self.payload_ptr(), self.payload_len()) };
-        CStr::from_bytes_until_nul(payload).map_err(|_| EINVAL)
+    /// A NUL-terminated string payload, copied out; it must fit in `N`
+    /// bytes, NUL included.
+    pub(crate) fn string<const N: usize>(&self) -> Result<StrBuf<N>> {
+        let mut buf = StrBuf([0u8; N]);
+        self.copy_to(&mut buf.0);
+        if !buf.0.contains(&0) {
+            return Err(EINVAL);
+        }
+        Ok(buf)
     }
 
     /// Copies out a payload of exactly `N` bytes and wipes it in the
@@ -384,7 +401,7 @@ impl<'a> Attr<'a> {
         let mut secret = super::crypto::Secret::<N>::zeroed();
         let copied = self.copy_to(secret.expose_mut());
         // SAFETY: the payload is `len` bytes in the request buffer, which the
-        // handler may write; no reference into it is alive (see `cstr`).
+        // handler may write; no reference into it is alive (reads copy).
         super::crypto::wipe(unsafe { core::slice::from_raw_parts_mut(self.payload_ptr(), len) });
         if copied != N {
             return Err(EINVAL);
@@ -408,6 +425,15 @@ impl<'a> Attr<'a> {
             }
         }
         table
+    }
+}
+
+/// A string copied out of a request, NUL-terminated within `N` bytes.
+pub(crate) struct StrBuf<const N: usize>([u8; N]);
+
+impl<const N: usize> StrBuf<N> {
+    pub(crate) fn as_cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.0).unwrap_or(c"")
     }
 }
 

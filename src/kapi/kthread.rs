@@ -71,7 +71,8 @@ where
     let data = core::ptr::from_mut(&mut job).cast::<c_void>();
     // SAFETY: `run::<F, R>` matches `data`, which nothing but the thread
     // touches until `kthread_stop_put` below has waited for it to exit. The
-    // shim takes a reference on the task for that call.
+    // shim takes a reference on the task for that call before it wakes the
+    // thread, so the task cannot be reaped before we stop it.
     let task = from_err_ptr(unsafe {
         bindings::wgrs_kthread_run(Some(run::<F, R>), data, name.as_ptr().cast())
     })?;

@@ -4,15 +4,31 @@
 //!
 //! A driver implements [`LinkOps`] for its per-device state `T` and declares
 //! a `static` [`LinkKind<T>`]. `T` lives pinned in the `net_device`'s private
-//! area: it is initialised in `newlink` before the device is registered and
-//! dropped in the device's destructor, which the core runs once the device
-//! is unregistered and its last reference is gone. A device of the kind is
-//! therefore only ever reachable with its `T` initialised.
+//! area, beside the kind's own bookkeeping ([`TunnelNet`] among it).
+//!
+//! Lifetime of the state: `newlink` initialises `T` before it calls
+//! `register_netdevice`, and from `ndo_init` on, the device's destructor owns
+//! it. The core runs the destructor exactly once: at once if registration
+//! fails before the device is listed, and otherwise only after the device
+//! has been unregistered and its last reference dropped. That includes a
+//! registration that fails late (a `NETDEV_REGISTER` notifier refusing the
+//! device after it was listed, as IPv4 and IPv6 do for the names "all" and
+//! "default"), where lookups may already have found the device and hold it.
+//! So every device of the kind that anyone can reach has live state, and a
+//! [`DeviceRef<T>`] (a held device) derefs to `&T`. Whether the device is
+//! still registered is a separate question, answered under RTNL by
+//! [`DeviceRef::is_registered`].
 
 use super::bindings;
-use super::sync::{Rtnl, RtnlCell, RtnlGuard};
+use super::sync::Rtnl;
+use super::udp::TunnelNet;
 use core::{ffi::CStr, fmt, marker::PhantomData, ops::Deref, ptr, ptr::NonNull};
-use kernel::{error::from_result, prelude::*, types::Opaque};
+use kernel::{
+    error::from_result,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+    types::Opaque,
+};
 
 /// The netdev alignment of `netdev_priv()`; our private area must not need more.
 const NETDEV_ALIGN: usize = 32;
@@ -200,39 +216,49 @@ pub(crate) trait LinkOps: Send + Sync + Sized + 'static {
     /// The device was registered.
     fn registered(&self, dev: &NetDevice);
 
-    /// The device is being destroyed; its state is dropped next.
+    /// A device that was registered is being destroyed; its state is
+    /// dropped next.
     fn destroyed(&self, dev: &NetDevice);
 
-    /// The device is brought up; `creating_net` is the namespace it was
-    /// created in, unless that is gone.
-    fn open(&self, dev: &NetDevice, rtnl: &Rtnl, creating_net: Option<&Net>) -> Result;
+    /// The device is brought up.
+    fn open(&self, dev: &NetDevice, net: &TunnelNet, rtnl: &Rtnl) -> Result;
 
     /// The device is brought down.
-    fn stop(&self, dev: &NetDevice) -> Result;
+    fn stop(&self, dev: &NetDevice, net: &TunnelNet, rtnl: &Rtnl);
 
     /// Transmits (or consumes) a packet.
     fn xmit(&self, dev: &NetDevice, skb: SkBuff);
 
-    /// The namespace the device was created in is going away.
+    /// The namespace the device was created in has exited; its sockets there
+    /// are already closed.
     fn creating_net_exit(&self, dev: &NetDevice, rtnl: &Rtnl);
 }
 
 /// What `netdev_priv()` holds for a device of kind `T`.
+///
+/// # Invariants
+///
+/// `data` is initialised from before the device is registered until the
+/// destructor drops it (see the module documentation). `node` is in
+/// `LinkKind::devices` from `ndo_init` to `ndo_uninit`.
 #[repr(C)]
 struct Private<T> {
     /// Entry in `LinkKind::devices`, under RTNL.
     node: Opaque<bindings::list_head>,
     dev: *mut bindings::net_device,
     /// The namespace the device was created in, held without a reference
-    /// (a device must not keep it alive); cleared when it exits.
-    creating_net: RtnlCell<*mut bindings::net>,
+    /// (a device must not keep it alive), and the sockets there.
+    net: TunnelNet,
+    /// Whether `LinkOps::registered` ran, so that `destroyed` pairs with it.
+    announced: Atomic<bool>,
     data: T,
 }
 
 impl<T: LinkOps> Private<T> {
     /// # Safety
     ///
-    /// `dev` must be a live device of kind `T` whose `data` is initialised.
+    /// `dev` must be a device of kind `T` that is alive and whose `data` is
+    /// initialised for `'a`.
     unsafe fn of<'a>(dev: *mut bindings::net_device) -> &'a Private<T> {
         // SAFETY: the private area of a device of kind `T` is a `Private<T>`
         // (`priv_size` says so) and the caller guarantees initialisation.
@@ -242,13 +268,6 @@ impl<T: LinkOps> Private<T> {
     fn netdev(&self) -> &NetDevice {
         // SAFETY: the device outlives its private area.
         unsafe { NetDevice::from_raw(self.dev) }
-    }
-
-    fn creating_net<'r>(&self, rtnl: &'r Rtnl) -> Option<&'r Net> {
-        let net = self.creating_net.get(rtnl);
-        // SAFETY: a non-NULL `creating_net` is alive while RTNL is held: it
-        // is cleared under RTNL before the namespace is freed.
-        (!net.is_null()).then(|| unsafe { Net::from_raw(net) })
     }
 }
 
@@ -391,8 +410,9 @@ unsafe impl<T: LinkOps> Sync for DeviceRef<T> {}
 
 impl<T: LinkOps> DeviceRef<T> {
     fn private(&self) -> &Private<T> {
-        // SAFETY: by the type invariant the device is held and of kind `T`;
-        // registered devices have initialised state (see the module docs).
+        // SAFETY: by the type invariant the device is held and of kind `T`,
+        // so its destructor has not run and its state is live (see the
+        // module documentation).
         unsafe { Private::of(self.dev.as_ptr()) }
     }
 
@@ -400,15 +420,16 @@ impl<T: LinkOps> DeviceRef<T> {
         self.private().netdev()
     }
 
-    /// Whether the current task has `cap` over the user namespace owning the
-    /// namespace the device was created in (false once that namespace exited).
-    pub(crate) fn creating_net_capable(&self, rtnl: &Rtnl, cap: Capability) -> bool {
-        self.creating_net(rtnl).is_some_and(|net| net.ns_capable(cap))
+    /// Whether the device is registered: not one whose registration failed
+    /// late, nor one being unregistered.
+    pub(crate) fn is_registered(&self, _rtnl: &Rtnl) -> bool {
+        // SAFETY: the device is held; RTNL serialises registration changes.
+        unsafe { bindings::wgrs_netdev_registered(self.dev.as_ptr()) }
     }
 
-    /// The namespace the device was created in, unless that is gone.
-    pub(crate) fn creating_net<'r>(&self, rtnl: &'r Rtnl) -> Option<&'r Net> {
-        self.private().creating_net(rtnl)
+    /// The namespace the device was created in, and its sockets there.
+    pub(crate) fn tunnel_net(&self) -> &TunnelNet {
+        &self.private().net
     }
 }
 
@@ -442,8 +463,6 @@ unsafe extern "C" fn newlink_callback<T: LinkOps>(
     params: *mut bindings::rtnl_newlink_params,
     _extack: *mut bindings::netlink_ext_ack,
 ) -> kernel::ffi::c_int {
-    // SAFETY: the core calls newlink with RTNL held.
-    let rtnl = unsafe { Rtnl::assume_held() };
     from_result(|| {
         // SAFETY: the private area of a device allocated with our ops has
         // room for a `Private<T>` and is not yet initialised.
@@ -452,48 +471,53 @@ unsafe extern "C" fn newlink_callback<T: LinkOps>(
         let (netdev, link_net) =
             unsafe { (NetDevice::from_raw(dev), bindings::wgrs_rtnl_newlink_link_net(params)) };
         // SAFETY: `private` is valid for writes and pinned in the device.
+        // `link_net` is alive (RTNL is held), and `ndo_uninit` or the pernet
+        // exit detaches the `TunnelNet` before it goes, under RTNL.
         unsafe {
             ptr::addr_of_mut!((*private).dev).write(dev);
-            ptr::addr_of_mut!((*private).creating_net).write(RtnlCell::new(link_net));
+            ptr::addr_of_mut!((*private).net).write(TunnelNet::new(link_net));
+            ptr::addr_of_mut!((*private).announced).write(Atomic::new(false));
             bindings::wgrs_list_init((*private).node.get());
+            // Should this fail, nothing is initialised and nothing armed: the
+            // core frees the device (`TunnelNet` has nothing to drop yet).
             T::new(netdev).__init(ptr::addr_of_mut!((*private).data))?;
         }
         // SAFETY: the device is set up and its state initialised.
         let ret = unsafe { bindings::register_netdevice(dev) };
         if ret < 0 {
-            // SAFETY: initialised above and never shared: registration failed.
-            unsafe { ptr::drop_in_place(ptr::addr_of_mut!((*private).data)) };
+            // Once `ndo_init` has run, the destructor owns the state: it ran
+            // already, or runs when the last holder of the half-registered
+            // device lets go. Before that, the state is still ours to drop.
+            // SAFETY: `dev` is live; then, as the comment says.
+            unsafe {
+                if !bindings::wgrs_netdev_has_destructor(dev) {
+                    ptr::drop_in_place(private);
+                }
+            }
             return Err(Error::from_errno(ret));
         }
-        // SAFETY: initialised above; RTNL protects the list. The destructor
-        // is set only now so that a failed registration does not run it.
-        let private = unsafe {
-            bindings::wgrs_list_add((*private).node.get(), T::kind().devices.get());
-            bindings::wgrs_netdev_set_destructor(dev, Some(destructor_callback::<T>));
-            &*private
-        };
-        let _ = &rtnl;
+        // SAFETY: registered, so the state is live until the destructor.
+        let private = unsafe { &*private };
+        private.announced.store(true, Relaxed);
         private.data.registered(netdev);
         Ok(0)
     })
 }
 
+/// The destructor (`priv_destructor`), armed by `ndo_init`. The core calls it
+/// once: from `register_netdevice` if that fails after `ndo_init`, or after
+/// unregistering the device and waiting for its last reference. It frees the
+/// device afterwards itself (`needs_free_netdev`), or leaves that to the
+/// caller of a failed `register_netdevice`.
 unsafe extern "C" fn destructor_callback<T: LinkOps>(dev: *mut bindings::net_device) {
-    // SAFETY: the core calls the destructor once, after the last reference
-    // is gone, on a device registered by `newlink_callback`.
+    // SAFETY: the destructor runs once, on a device whose state `newlink`
+    // initialised (it is armed only after that), when nothing else uses it.
     let private = unsafe { Private::<T>::of(dev) };
-    {
-        let _rtnl = RtnlGuard::lock();
-        // SAFETY: linked in `newlink_callback`; RTNL protects the list.
-        unsafe { bindings::wgrs_list_del(private.node.get()) };
+    if private.announced.load(Relaxed) {
+        private.data.destroyed(private.netdev());
     }
-    private.data.destroyed(private.netdev());
-    // SAFETY: nothing references the state any more; the device is freed
-    // right after, which the core leaves to us when a destructor is set.
-    unsafe {
-        ptr::drop_in_place(ptr::addr_of!(private.data).cast_mut());
-        bindings::free_netdev(dev);
-    }
+    // SAFETY: as above; nothing references the state any more.
+    unsafe { ptr::drop_in_place(ptr::from_ref(private).cast_mut()) };
 }
 
 unsafe extern "C" fn exit_rtnl_callback<T: LinkOps>(
@@ -506,11 +530,12 @@ unsafe extern "C" fn exit_rtnl_callback<T: LinkOps>(
     // SAFETY: the list is initialised at registration and under RTNL.
     let mut node = unsafe { (*head).next };
     while node != head {
-        // SAFETY: every entry is the first field of a live `Private<T>`
-        // (`repr(C)`); entries leave the list only under RTNL.
+        // SAFETY: every entry is the first field of a `Private<T>` (`repr(C)`)
+        // between `ndo_init` and `ndo_uninit`, hence with live state; entries
+        // leave the list only under RTNL.
         let private = unsafe { &*node.cast::<Private<T>>() };
-        if private.creating_net.get(&rtnl) == net {
-            private.creating_net.set(&rtnl, ptr::null_mut());
+        if private.net.is(&rtnl, net) {
+            private.net.detach(&rtnl);
             private.data.creating_net_exit(private.netdev(), &rtnl);
         }
         // SAFETY: as above.
@@ -524,6 +549,8 @@ struct NetDeviceOps<T: LinkOps>(PhantomData<T>);
 impl<T: LinkOps> NetDeviceOps<T> {
     const OPS: bindings::net_device_ops = {
         let mut ops: bindings::net_device_ops = pin_init::zeroed();
+        ops.ndo_init = Some(Self::init);
+        ops.ndo_uninit = Some(Self::uninit);
         ops.ndo_open = Some(Self::open);
         ops.ndo_stop = Some(Self::stop);
         ops.ndo_start_xmit = Some(Self::start_xmit);
@@ -534,27 +561,52 @@ impl<T: LinkOps> NetDeviceOps<T> {
         &Self::OPS
     }
 
+    /// Called by `register_netdevice` (so only from `newlink`, with the
+    /// state initialised and RTNL held): lists the device and hands its
+    /// state over to the destructor.
+    unsafe extern "C" fn init(dev: *mut bindings::net_device) -> kernel::ffi::c_int {
+        // SAFETY: as the function's documentation says.
+        let private = unsafe { Private::<T>::of(dev) };
+        // SAFETY: RTNL protects the list; `dev` is ours to configure.
+        unsafe {
+            bindings::wgrs_list_add(private.node.get(), T::kind().devices.get());
+            bindings::wgrs_netdev_set_destructor(dev, Some(destructor_callback::<T>));
+        }
+        0
+    }
+
+    /// Called with RTNL held when the device is unregistered, or when its
+    /// registration fails after `ndo_init`: unlists it and closes its
+    /// sockets. The state lives on until the destructor.
+    unsafe extern "C" fn uninit(dev: *mut bindings::net_device) {
+        // SAFETY: `init` ran, so the state is live until the destructor,
+        // which the core runs after this; RTNL is held.
+        let (private, rtnl) = unsafe { (Private::<T>::of(dev), Rtnl::assume_held()) };
+        // SAFETY: linked in `init`; RTNL protects the list.
+        unsafe { bindings::wgrs_list_del(private.node.get()) };
+        private.net.detach(&rtnl);
+    }
+
     unsafe extern "C" fn open(dev: *mut bindings::net_device) -> kernel::ffi::c_int {
         // SAFETY: the core calls ndo_open on a registered device of kind
         // `T`, with RTNL held.
         let (private, rtnl) = unsafe { (Private::<T>::of(dev), Rtnl::assume_held()) };
-        from_result(|| {
-            let creating_net = private.creating_net(&rtnl);
-            private.data.open(private.netdev(), &rtnl, creating_net).map(|()| 0)
-        })
+        from_result(|| private.data.open(private.netdev(), &private.net, &rtnl).map(|()| 0))
     }
 
     unsafe extern "C" fn stop(dev: *mut bindings::net_device) -> kernel::ffi::c_int {
         // SAFETY: as for `open`.
-        let private = unsafe { Private::<T>::of(dev) };
-        from_result(|| private.data.stop(private.netdev()).map(|()| 0))
+        let (private, rtnl) = unsafe { (Private::<T>::of(dev), Rtnl::assume_held()) };
+        private.data.stop(private.netdev(), &private.net, &rtnl);
+        0
     }
 
     unsafe extern "C" fn start_xmit(
         skb: *mut bindings::sk_buff,
         dev: *mut bindings::net_device,
     ) -> bindings::netdev_tx_t {
-        // SAFETY: as for `open`.
+        // SAFETY: the core transmits only on a registered device that is up,
+        // hence of kind `T` with live state.
         let private = unsafe { Private::<T>::of(dev) };
         // The core hands us a non-NULL buffer we now own.
         if let Some(skb) = NonNull::new(skb) {

@@ -8,8 +8,8 @@
 //! Two types make up the abstraction:
 //!
 //! - [`RcuArc<T>`]: a reference-counted heap object. Dropping the last
-//!   reference does not free it: the object is dropped and freed by an RCU
-//!   callback (`call_rcu`), after a grace period, so that readers that found
+//!   reference does not free it: the object is dropped and freed after a
+//!   grace period (`call_rcu`, see below), so that readers that found
 //!   it before it became unreachable may keep using it until they leave their
 //!   read-side critical section.
 //! - [`RcuPtr<T>`]: a slot (`T __rcu *` in C) that owns one reference to an
@@ -32,11 +32,19 @@
 //!
 //! Since a data structure is built and torn down with ordinary reference
 //! counting, a deep structure is freed one level per grace period: dropping
-//! an object in its RCU callback drops the references it holds, which may
-//! queue further callbacks, and never recurses.
+//! an object drops the references it holds, which may queue further
+//! callbacks, and never recurses.
 //!
-//! Callbacks run this module's code: [`Barrier`] must outlive every
-//! `RcuArc` of the module (make it the last field of the module struct).
+//! RCU callbacks run in softirq context, where nothing may sleep, while a
+//! `Drop` may well sleep (release a socket, stop a timer synchronously, take
+//! a mutex). So `T` is not dropped in the callback: the callback hands the
+//! object to a work item, which drops and frees it in process context.
+//! Objects without drop glue (`!needs_drop::<T>()`) are freed in the
+//! callback directly.
+//!
+//! Callbacks and the work item run this module's code: [`Barrier`] must
+//! outlive every `RcuArc` of the module (make it the last field of the
+//! module struct).
 
 use super::bindings;
 use core::{marker::PhantomData, mem::ManuallyDrop, ops::Deref, ptr, ptr::NonNull};
@@ -53,9 +61,52 @@ use pin_init::PinInit;
 
 pub(crate) use kernel::sync::rcu::{read_lock, Guard};
 
-/// RCU callbacks of [`RcuArc`] objects that have been queued and have not
-/// finished yet.
+/// [`RcuArc`] objects whose count reached zero and that are not freed yet.
 static PENDING: Atomic<i64> = Atomic::new(0);
+
+/// Objects past their grace period, waiting for the reaper work to drop
+/// them: a lock-free stack linked through their `rcu_head`s, whose `func`
+/// is now the function that drops them.
+static REAP: Atomic<*mut bindings::callback_head> = Atomic::new(ptr::null_mut());
+
+/// Pushes `head` onto [`REAP`] and makes sure the reaper runs.
+///
+/// # Safety
+///
+/// `head` must be an `rcu_head` that RCU is done with, whose `func` drops
+/// and frees its object, and that nothing else uses.
+unsafe fn reap_later(head: *mut bindings::callback_head) {
+    let mut top = REAP.load(Relaxed);
+    loop {
+        // SAFETY: `head` is ours (the function's contract).
+        unsafe { (*head).next = top };
+        // Release publishes `next` and `func` to the reaper.
+        match REAP.cmpxchg(top, head, Release) {
+            Ok(_) => break,
+            Err(current) => top = current,
+        }
+    }
+    // SAFETY: queueing a static work item is allowed in any context.
+    unsafe { bindings::wgrs_rcu_reap_schedule() };
+}
+
+/// The reaper work: drops and frees, in process context, every object
+/// [`reap_later`] queued. Called by the work item in `shims.c`.
+#[no_mangle]
+unsafe extern "C" fn wgrs_rcu_reap() {
+    // Taking the whole stack at once leaves no ABA problem to the pushers.
+    let mut head = REAP.xchg(ptr::null_mut(), Acquire);
+    while let Some(node) = NonNull::new(head) {
+        // SAFETY: every node on the stack was queued by `reap_later`: it is
+        // ours, and its `func` drops its object (which frees the node).
+        unsafe {
+            head = (*node.as_ptr()).next;
+            if let Some(drop_object) = (*node.as_ptr()).func {
+                drop_object(node.as_ptr());
+            }
+        }
+    }
+}
 
 /// The allocation behind an [`RcuArc`].
 ///
@@ -71,9 +122,9 @@ struct Inner<T> {
 /// A reference-counted object that is freed one RCU grace period after its
 /// last reference is dropped.
 ///
-/// `T` is dropped in the RCU callback, that is in softirq context (or a
-/// kthread), on any CPU: its `Drop` must not sleep. It may drop further
-/// `RcuArc`s.
+/// `T` is dropped after that grace period, in process context, on any CPU
+/// (see the module documentation). Its `Drop` may sleep, and may drop
+/// further `RcuArc`s.
 ///
 /// # Invariants
 ///
@@ -149,12 +200,34 @@ impl<T: Send + Sync> RcuArc<T> {
         RcuArc { ptr, _owns: PhantomData }
     }
 
-    /// The RCU callback that frees an object whose count reached zero.
+    /// The RCU callback of an object whose count reached zero: frees it
+    /// here if dropping it does nothing, or hands it to the reaper.
     ///
     /// # Safety
     ///
     /// `head` must be the `head` of an `Inner<T>` allocated with [`KBox`]
     /// that no reference counts any more, and whose grace period has ended.
+    unsafe extern "C" fn grace_period_ended(head: *mut bindings::callback_head) {
+        if core::mem::needs_drop::<T>() {
+            // SAFETY: RCU is done with `head`; the object is unreachable, so
+            // ours to hand over, and `free` matches it.
+            unsafe {
+                (*head).func = Some(Self::free);
+                reap_later(head);
+            }
+        } else {
+            // SAFETY: per the function's contract; freeing memory without
+            // drop glue is fine in softirq context.
+            unsafe { Self::free(head) };
+        }
+    }
+
+    /// Drops and frees an object whose grace period has ended.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::grace_period_ended`]; in process context unless `T`
+    /// has no drop glue.
     unsafe extern "C" fn free(head: *mut bindings::callback_head) {
         // `head` is the first field of the `repr(C)` `Inner<T>`, and
         // `Opaque` is `repr(transparent)`.
@@ -162,9 +235,9 @@ impl<T: Send + Sync> RcuArc<T> {
         // SAFETY: per the function's contract, nothing can reach the
         // allocation any more; it came from `KBox`.
         drop(unsafe { KBox::from_raw(inner) });
-        // Last: `Barrier` relies on this being the callback's final access to
-        // module state (the remaining instructions are covered by
-        // `rcu_barrier`, see `Barrier::drop`).
+        // Last: `Barrier` relies on this being the final access to the
+        // object (the remaining instructions are covered by `rcu_barrier`
+        // and by flushing the reaper, see `Barrier::drop`).
         PENDING.fetch_sub(1, Release);
     }
 }
@@ -201,8 +274,8 @@ impl<T: Send + Sync> Drop for RcuArc<T> {
         // the object any more and `head` has not been queued before. Readers
         // that loaded the pointer from a slot did so before the slot gave its
         // count up, hence before this call: `call_rcu` waits for them before
-        // running `free`, which matches the `KBox` allocation.
-        unsafe { bindings::call_rcu((*inner).head.get(), Some(Self::free)) };
+        // running the callback, which matches the `KBox` allocation.
+        unsafe { bindings::call_rcu((*inner).head.get(), Some(Self::grace_period_ended)) };
     }
 }
 
@@ -302,10 +375,11 @@ impl<T: Send + Sync> Drop for RcuPtr<T> {
     }
 }
 
-/// Waits, when dropped, for every [`RcuArc`] callback queued so far, and the
-/// ones those queue in turn, to have finished (an `rcu_barrier()` that also
-/// covers chained callbacks). Keep one alive for as long as the module may
-/// drop `RcuArc`s: as the last field of the module struct.
+/// Waits, when dropped, for every [`RcuArc`] whose count reached zero to be
+/// freed, including the ones that frees release in turn, and for the RCU
+/// callbacks and reaper runs that did so to have returned. Keep one alive
+/// for as long as the module may drop `RcuArc`s: as the last field of the
+/// module struct.
 pub(crate) struct Barrier(());
 
 impl Barrier {
@@ -317,11 +391,13 @@ impl Barrier {
 impl Drop for Barrier {
     fn drop(&mut self) {
         loop {
-            // Seen zero before the barrier: every counted callback has
-            // finished its work, and any one that may still be returning was
-            // queued before the `rcu_barrier()` below, which waits for it.
+            // Seen zero before the barriers: every object is freed, and any
+            // callback or reaper run that may still be returning was queued
+            // before the barriers below, which wait for it.
             let idle = PENDING.load(Acquire) == 0;
             kernel::sync::rcu::rcu_barrier();
+            // SAFETY: process context (module unload).
+            unsafe { bindings::wgrs_rcu_reap_flush() };
             if idle {
                 break;
             }
