@@ -14,7 +14,14 @@ use crate::noise::StaticIdentity;
 use crate::peer::Peers;
 use crate::socket;
 use crate::wg_debug;
-use kernel::{new_mutex, prelude::*, sync::Mutex};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Mutex,
+    },
+};
 
 /// Every device of the kind.
 pub(crate) static LINK_KIND: LinkKind<Device> = LinkKind::new();
@@ -47,9 +54,14 @@ const FEATURES: Features = Features::HW_CSUM
     .union(Features::GSO_SOFTWARE)
     .union(Features::HIGHDMA);
 
+/// Source of `Device::instance`.
+static INSTANCES: Atomic<u64> = Atomic::new(0);
+
 /// A WireGuard interface.
 #[pin_data]
 pub(crate) struct Device {
+    /// Unique among all devices ever created, unlike an ifindex.
+    pub(crate) instance: u64,
     /// Serialises configuration changes and dumps (upstream's
     /// `device_update_lock`); taken after RTNL.
     #[pin]
@@ -95,6 +107,7 @@ impl LinkOps for Device {
 
     fn new(_dev: &NetDevice) -> impl PinInit<Self, Error> {
         try_pin_init!(Device {
+            instance: INSTANCES.fetch_add(1, Relaxed),
             config <- new_mutex!(Config {
                 identity: StaticIdentity::new(),
                 listen_port: 0,

@@ -96,9 +96,14 @@ fn lookup_interface(request: &Request<'_>) -> Result<DeviceRef<Device>> {
 /// as it takes.
 struct GetDevice;
 
-/// Where a dump resumes.
+/// Where a dump resumes. It names the device rather than holding it, so
+/// that a dump nobody reads does not keep the device from going away (the
+/// C driver holds it, and `ip link del` then waits for the reader).
 struct DumpCursor {
-    device: DeviceRef<Device>,
+    /// The device, found again by index in the dumping socket's namespace
+    /// each round, and recognised by its instance (indices can be reused).
+    ifindex: u32,
+    instance: u64,
     /// Position of the next peer to dump.
     next_peer: u64,
     /// Whether a peer was complete in an earlier message.
@@ -120,8 +125,10 @@ impl DumpHandler for GetDevice {
     type State = DumpCursor;
 
     fn start(request: &Request<'_>) -> Result<DumpCursor> {
+        let device = lookup_interface(request)?;
         Ok(DumpCursor {
-            device: lookup_interface(request)?,
+            ifindex: device.netdev().ifindex(),
+            instance: device.instance,
             next_peer: 0,
             peer_done: false,
             allowedips: None,
@@ -129,8 +136,13 @@ impl DumpHandler for GetDevice {
     }
 
     fn dump(cursor: &mut DumpCursor, writer: &mut DumpWriter<'_>) -> Result<DumpProgress> {
+        // A device that went away (or moved) between rounds ends the dump.
+        let device = LINK_KIND
+            .lookup(writer.net(), DeviceKey::Index(cursor.ifindex))
+            .ok()
+            .filter(|device| device.instance == cursor.instance)
+            .ok_or(ENODEV)?;
         let rtnl = RtnlGuard::lock();
-        let device = &cursor.device;
         if !device.is_registered(&rtnl) {
             return Err(ENODEV);
         }

@@ -754,6 +754,29 @@ t_register_fails_late_race() {
 	expect_match "$T_OUT" '^newlink: EINVAL=[0-9]+; set: ENODEV=[0-9]+$' "race results"
 }
 
+# A dump nobody reads holds no reference to the device: deleting it does not
+# wait for the reader, and the dump then ends with ENODEV. (The C driver
+# holds the device in its dump state: `ip link del` hangs until the dumping
+# socket is closed. The 10 s bound only tells a hang from a slow machine.)
+t_dump_unread_del() {
+	local conf=$KEYS/300.conf
+	python3 - "$conf" <<-'EOF' || fail "cannot write $conf"
+	import base64, sys
+	key = lambda i: base64.b64encode(i.to_bytes(32, 'big')).decode()
+	with open(sys.argv[1], 'w') as f:
+	    f.write('[Interface]\nListenPort = 51820\n')
+	    for i in range(1, 301):
+	        f.write('[Peer]\nPublicKey = %s\nAllowedIPs = 10.%d.%d.0/24\n' % (key(i), i // 256, i % 256))
+	EOF
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg setconf wg0 "$conf"
+	expect_eq "$(wg show wg0 peers | wc -l)" 300 "peers"
+	expect_ok python3 tests/dump-hold.py wg0 10 ip link del wg0
+	expect_match "$T_OUT" '^cmd: rc=0 in ' "ip link del during the dump"
+	expect_match "$T_OUT" '^dump: [0-9]+ messages, then ENODEV$' "the rest of the dump"
+	expect_fail ip link show wg0
+}
+
 # ---- unload -----------------------------------------------------------------------
 
 t_unload() {
@@ -824,8 +847,9 @@ run_test unprivileged-eperm         t_unprivileged
 run_test userns-owned-netns         t_userns_owner
 if [ "$IMPL" = rs ]; then
 	run_test register-fails-late-race t_register_fails_late_race
+	run_test dump-unread-device-del   t_dump_unread_del
 else
-	echo "skip register-fails-late-race: the C driver WARNs there"
+	echo "skip register-fails-late-race, dump-unread-device-del: the C driver WARNs and hangs there"
 fi
 run_test unload                     t_unload
 summary

@@ -572,6 +572,13 @@ pub(crate) struct DumpWriter<'a> {
 }
 
 impl DumpWriter<'_> {
+    /// The namespace of the socket the dump is for.
+    pub(crate) fn net(&self) -> &Net {
+        // SAFETY: the dump's socket, and with it its namespace, lives for the
+        // whole dump, so at least as long as this round's writer.
+        unsafe { Net::from_raw(bindings::wgrs_netlink_cb_net(self.cb.as_ptr())) }
+    }
+
     /// Starts this round's message. `generation` identifies the state being
     /// dumped: if it differs from the previous round's, the message is
     /// flagged `NLM_F_DUMP_INTR` so that userspace knows to retry.
