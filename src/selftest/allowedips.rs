@@ -11,7 +11,10 @@ use crate::kapi::{
     kthread, random,
     rcu::{self, RcuArc},
 };
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
 
 /// A stand-in for a peer, known by its number.
 struct TestPeer {
@@ -20,9 +23,28 @@ struct TestPeer {
 
 type Peer = RcuArc<TestPeer>;
 
+/// Test peers made and not yet dropped: once the tables that held them are
+/// gone and their memory freed, none may be left.
+static LIVE_PEERS: Atomic<i64> = Atomic::new(0);
+
 fn new_peer(n: u32) -> Result<Peer> {
     // In place, as real peers (with their locks) will be.
-    RcuArc::pin_init(try_init!(TestPeer { n }), GFP_KERNEL)
+    let peer = RcuArc::pin_init(try_init!(TestPeer { n }), GFP_KERNEL)?;
+    LIVE_PEERS.fetch_add(1, Relaxed);
+    Ok(peer)
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        LIVE_PEERS.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Waits until every `RcuArc` whose last reference is gone has been dropped
+/// and freed, including what those drops released in turn (a trie frees one
+/// level per grace period).
+fn wait_for_frees() {
+    drop(rcu::Barrier::new());
 }
 
 const fn ip4(a: u8, b: u8, c: u8, d: u8) -> [u8; 4] {
@@ -189,6 +211,12 @@ fn fixed() -> Result<bool> {
     // An invalid prefix length has no effect and is EINVAL.
     x.check(t.remove_v4(ip4(192, 0, 0, 0), 33, &b) == Err(EINVAL));
     x.is(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
+    // Not upstream: so is inserting one (upstream's add() checks it too).
+    for cidr in [33, 64, 255] {
+        x.check(t.insert_v4(ip4(192, 0, 0, 0), cidr, &nobody) == Err(EINVAL));
+    }
+    x.is(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
+    x.check(t.peer_allowedips(&nobody, Cursor::START).next().is_none());
     x.setup(t.remove_v4(ip4(192, 0, 0, 0), 24, &a));
     x.is_not(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
     x.setup(t.remove_v4(ip4(1, 0, 0, 0), 32, &a));
@@ -206,6 +234,11 @@ fn fixed() -> Result<bool> {
     // An invalid prefix length has no effect and is EINVAL.
     x.check(t.remove_v6(addr, 129, &a) == Err(EINVAL));
     x.is(lookup(&t, v6(addr)), id(&a));
+    for cidr in [129, 255] {
+        x.check(t.insert_v6(addr, cidr, &nobody) == Err(EINVAL));
+    }
+    x.is(lookup(&t, v6(addr)), id(&a));
+    x.check(t.peer_allowedips(&nobody, Cursor::START).next().is_none());
     x.setup(t.remove_v6(addr, 128, &a));
     x.is_not(lookup(&t, v6(addr)), id(&a));
     // Must match the peer to remove.
@@ -224,26 +257,37 @@ fn fixed() -> Result<bool> {
     x.is_not(lookup(&t, v4(ip4(192, 168, 0, 1))), id(&a));
 
     // A trie as deep as it gets, freed (upstream checks its free path's
-    // stack here; ours frees one level per grace period).
+    // stack here; ours frees one level per grace period), with a peer of
+    // its own to tell whether all of it was freed.
+    let deep = new_peer(9)?;
     for i in 0..64u32 {
         let part = (!0u64).checked_shl(i).unwrap_or(0).to_be_bytes();
         let mut ip = [0xffu8; 16];
         for (byte, p) in ip.iter_mut().skip(8).zip(part) {
             *byte = p;
         }
-        x.setup(t.insert_v6(ip, 128, &a));
+        x.setup(t.insert_v6(ip, 128, &deep));
         let mut ip = [0u8; 16];
         for (byte, p) in ip.iter_mut().zip(part) {
             *byte = p;
         }
-        x.setup(t.insert_v6(ip, 128, &a));
+        x.setup(t.insert_v6(ip, 128, &deep));
     }
-    x.setup(t.insert_v6([0; 16], 128, &a));
+    x.setup(t.insert_v6([0; 16], 128, &deep));
     // Not upstream: the deepest leaves are found.
-    x.is(lookup(&t, v6([0; 16])), id(&a));
-    x.is(lookup(&t, v6([0xff; 16])), id(&a));
+    x.is(lookup(&t, v6([0; 16])), id(&deep));
+    x.is(lookup(&t, v6([0xff; 16])), id(&deep));
     x.is(lookup(&t, v6(ip6(0, 0, 0, 1))), None);
+    x.check(t.peer_allowedips(&deep, Cursor::START).count() == 129);
+    // Not upstream: every node goes. The nodes hold the only references to
+    // `deep` left once our own is dropped, so it is dropped when, and only
+    // when, the last node holding it is freed, and nodes are freed only
+    // after the node above them.
+    let live = LIVE_PEERS.load(Relaxed);
+    drop(deep);
     t = AllowedIps::new()?;
+    wait_for_frees();
+    x.check(LIVE_PEERS.load(Relaxed) == live - 1);
 
     // Listing a peer's allowed IPs.
     x.setup(t.insert_v4(ip4(192, 95, 5, 93), 27, &a));
@@ -397,6 +441,12 @@ const NUM_MUTATED_ROUTES: u32 = 20;
 /// is removed.
 const NUM_QUERIES: u32 = 60;
 
+/// A random prefix length for an address of `bits` bits, from 0 to `bits`
+/// (upstream draws from 1 to `bits`; /0 is an allowed IP like any other).
+fn random_cidr(bits: u32) -> u8 {
+    random::below(bits + 1) as u8
+}
+
 fn random_u8() -> u8 {
     let mut byte = [0u8];
     random::fill(&mut byte);
@@ -512,14 +562,18 @@ impl Random {
     /// removals in between.
     fn build(&mut self, len: usize) -> Result<bool> {
         let bits = (len * 8) as u32;
+        // At least one /0 (host bits set), whatever the draws below give.
+        let mut any = [0u8; 16];
+        random::fill(&mut any);
+        self.insert(len, &any, 0, random::below(NUM_PEERS))?;
         for _ in 0..NUM_RAND_ROUTES {
             let mut base = [0u8; 16];
             random::fill(&mut base);
-            let cidr = (random::below(bits) + 1) as u8;
+            let cidr = random_cidr(bits);
             self.insert(len, &base, cidr, random::below(NUM_PEERS))?;
             for _ in 0..NUM_MUTATED_ROUTES {
                 let mutated = mutate(&base, len, random::below(bits));
-                let cidr = (random::below(bits) + 1) as u8;
+                let cidr = random_cidr(bits);
                 self.insert(len, &mutated, cidr, random::below(NUM_PEERS))?;
                 // Not upstream: REMOVE_ME with random prefixes, owners and
                 // non-owners, one operation in four.
@@ -535,7 +589,7 @@ impl Random {
                         self.remove(elen, &addr, cidr, peer)?;
                     }
                     1 => {
-                        let cidr = (random::below(bits) + 1) as u8;
+                        let cidr = random_cidr(bits);
                         self.remove(len, &mutated, cidr, random::below(NUM_PEERS))?;
                     }
                     _ => {}
@@ -733,6 +787,13 @@ pub(crate) fn selftest() -> bool {
             false
         }
     };
+    // Every table is gone: once freed, so must be every peer they held.
+    wait_for_frees();
+    let leaked = LIVE_PEERS.load(Relaxed);
+    if leaked != 0 {
+        pr_err!("allowedips self-test free: FAIL ({} test peers left)\n", leaked);
+    }
+    let success = success && leaked == 0;
     if success {
         pr_info!("allowedips self-tests: pass\n");
     }
