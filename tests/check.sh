@@ -42,6 +42,11 @@ pubkey() { wg pubkey <"$KEYS/$1"; }
 b64hex() { printf '%s' "$1" | base64 -d | od -An -v -tx1 | tr -d ' \n'; }
 sysfs() { cat "/sys/class/net/$1/$2"; }
 port_bound() { ss ${2:+-N "$2"} -Hnul "sport = :$1" | grep -q .; }
+# port_inode PORT: the inode of the IPv4 UDP socket bound to PORT (which
+# tells a socket kept from a new one on the same port), or nothing.
+port_inode() {
+	awk -v p="$(printf '%04X' "$1")" 'NR > 1 { split($2, a, ":"); if (a[2] == p) { print $10; exit } }' /proc/net/udp
+}
 # Remember a background process of a test, for test_cleanup.
 bg_pid() { echo "$1" >>"$T_DIR/bgpids"; }
 
@@ -296,7 +301,8 @@ t_wg_show() {
 	expect_eq "$T_OUT" "(none)" "public-key of a new device"
 	expect_ok wg show wg0 peers
 	expect_eq "$T_OUT" "" "peers of a new device"
-	expect_ok wg showconf wg0
+	# (A trailing "." keeps the trailing newlines from $(...).)
+	expect_eq "$(wg showconf wg0; echo .)" $'[Interface]\n\n.' "showconf of a new device"
 	expect_ok wg show all
 	expect_match "$T_OUT" '^interface: wg0$' "wg show all"
 }
@@ -310,10 +316,16 @@ t_private_key() {
 	expect_eq "$T_OUT" "$key" "private-key"
 	expect_ok wg show wg0 public-key
 	expect_eq "$T_OUT" "$(pubkey k1)" "public-key"
-	# Setting the same key again is a no-op.
+	# Setting the same key again is a no-op (wg_set_device_doit compares it
+	# with the stored one first): the whole configuration reads back the same.
+	newkey p1 >/dev/null
+	expect_ok wg set wg0 listen-port 51820 fwmark 0x7 peer "$(pubkey p1)" allowed-ips 10.0.0.0/24 endpoint 192.0.2.1:1
+	expect_ok wg show wg0 dump
+	local before=$T_OUT
+	expect_eq "$(head -n 1 <<<"$before")" "$key	$(pubkey k1)	51820	0x7" "interface line of the dump before"
 	expect_ok wg set wg0 private-key "$KEYS/k1"
-	expect_ok wg show wg0 private-key
-	expect_eq "$T_OUT" "$key" "private-key after setting it again"
+	expect_ok wg show wg0 dump
+	expect_eq "$T_OUT" "$before" "dump after setting the same key again"
 }
 
 # curve25519_clamp_secret(): byte 0 &= 248, byte 31 = (byte 31 & 127) | 64.
@@ -351,6 +363,7 @@ t_private_key_remove() {
 
 # set_port(): while the device is down the port is only stored.
 t_listen_port() {
+	local ino
 	expect_ok ip link add wg0 type wireguard
 	expect_ok ip link add wg1 type wireguard
 	expect_ok wg set wg0 listen-port 51820
@@ -369,9 +382,12 @@ t_listen_port() {
 	port_bound 51820 || fail "port 51820 not bound after up"
 	expect_ok wg set wg1 listen-port 51823
 	expect_ok ip link set wg1 up
+	ino=$(port_inode 51823)
+	[ -n "$ino" ] || fail "no socket on port 51823"
 	expect_fail_errno EADDRINUSE wg set wg1 listen-port 51820
 	expect_ok wg show wg1 listen-port
 	expect_eq "$T_OUT" 51823 "listen-port after EADDRINUSE"
+	expect_eq "$(port_inode 51823)" "$ino" "socket on the old port 51823 after EADDRINUSE"
 	expect_ok wg set wg0 listen-port 51824
 	port_bound 51824 || fail "port 51824 not bound after changing it while up"
 	! port_bound 51820 || fail "old port 51820 still bound"
@@ -631,23 +647,28 @@ t_genl_errors() {
 
 # A request refused by policy validation changes nothing.
 t_failed_set_changes_nothing() {
-	local k1 k2
+	local k1 k2 before
 	k1=$(newkey k1)
 	k2=$(newkey k2)
+	newkey p1 >/dev/null
+	newkey p2 >/dev/null
 	expect_ok ip link add wg0 type wireguard
-	expect_ok wg set wg0 private-key "$KEYS/k1" listen-port 1111 fwmark 0x11
+	expect_ok wg set wg0 private-key "$KEYS/k1" listen-port 1111 fwmark 0x11 \
+		peer "$(pubkey p1)" allowed-ips 10.1.0.0/16 endpoint 192.0.2.1:1 \
+		peer "$(pubkey p2)" allowed-ips fd00::/64 persistent-keepalive 5
+	expect_ok wg show wg0 dump
+	before=$T_OUT
+	expect_eq "$(printf '%s\n' "$before" | wc -l)" 3 "lines of the dump before"
+	# FLAGS=1 is WGDEVICE_F_REPLACE_PEERS: the peers would go, were it applied.
 	expect_genl_batch <<-EOF
 	EINVAL set --ifname wg0 --attr PRIVATE_KEY=b64:$k2 --attr LISTEN_PORT=u32:2222
 	EINVAL set --ifname wg0 --attr PRIVATE_KEY=b64:$k2 --attr FWMARK=u32:0x22 --attr FLAGS=u32:3
 	ERANGE set --ifname wg0 --attr PRIVATE_KEY=b64:$k2 --attr LISTEN_PORT=u16:2222 --attr PEERS={0={PUBLIC_KEY=rep:31:01}}
 	EINVAL set --ifname wg0 --attr FLAGS=u32:1 --attr FWMARK=u32:0x22 --attr 99=hex:
+	ERANGE set --ifname wg0 --attr FLAGS=u32:1 --attr PEERS={0={PUBLIC_KEY=rep:32:07},1={PUBLIC_KEY=rep:33:07}}
 	EOF
-	expect_ok wg show wg0 private-key
-	expect_eq "$T_OUT" "$k1" "private-key"
-	expect_ok wg show wg0 listen-port
-	expect_eq "$T_OUT" 1111 "listen-port"
-	expect_ok wg show wg0 fwmark
-	expect_eq "$T_OUT" 0x11 "fwmark"
+	expect_ok wg show wg0 dump
+	expect_eq "$T_OUT" "$before" "configuration after the refused requests"
 }
 
 # Errors from wg_set_device_doit() itself come after earlier parts of the
@@ -720,16 +741,20 @@ t_userns_owner() {
 	wait_for 10 userns_ready "$pid" || fail "unshare -U -r -n did not start"
 	expect_ok ip link add wg0 type wireguard
 	expect_ok ip link set wg0 netns "$pid"
+	# The refused request names another key and a peer, which must not
+	# be applied: the permission check comes before anything is.
 	expect_genl_batch nsenter -t "$pid" -U -n <<-EOF
 	OK     get --ifname wg0
 	EPERM  set --ifname wg0 --attr LISTEN_PORT=u16:1234
 	EPERM  set --ifname wg0 --attr FWMARK=u32:1
-	EPERM  set --ifname wg0 --attr PRIVATE_KEY=rep:32:01 --attr FWMARK=u32:1
 	OK     set --ifname wg0 --attr PRIVATE_KEY=rep:32:01
+	EPERM  set --ifname wg0 --attr PRIVATE_KEY=rep:32:03 --attr FWMARK=u32:1 --attr PEERS={0={PUBLIC_KEY=rep:32:04}}
 	OK     set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:02}}
 	EOF
 	expect_ok nsenter -t "$pid" -n wg show wg0 private-key
 	expect_eq "$T_OUT" "AAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAUE=" "private-key (clamped 0x01..)"
+	expect_ok nsenter -t "$pid" -n wg show wg0 peers
+	expect_eq "$T_OUT" "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=" "peers"
 	expect_ok nsenter -t "$pid" -n wg show wg0 fwmark
 	expect_eq "$T_OUT" off "fwmark"
 	# Real root (init user namespace) may.
