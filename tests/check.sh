@@ -432,6 +432,298 @@ t_peer_vs_own_key() {
 	expect_eq "$T_OUT" "" "peers after taking the peer's key"
 }
 
+# set_port() while up: the same port again returns at once (the same socket
+# stays: no rebind); port 0 binds new sockets on a random port
+# (wg_socket_init), never the old one, whose sockets are only released once
+# the new ones are bound.
+t_listen_port_up() {
+	local p0 p1 ino
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip link set wg0 up
+	expect_ok wg show wg0 listen-port
+	p0=$T_OUT
+	[ "$p0" -gt 0 ] 2>/dev/null || fail "listen-port after up is '$p0'"
+	ino=$(port_inode "$p0")
+	[ -n "$ino" ] || fail "no socket on port $p0"
+	expect_ok wg set wg0 listen-port "$p0"
+	expect_eq "$(port_inode "$p0")" "$ino" "socket after setting the same port again"
+	expect_ok wg set wg0 listen-port 0
+	expect_ok wg show wg0 listen-port
+	p1=$T_OUT
+	[ "$p1" -gt 0 ] 2>/dev/null || fail "listen-port after setting 0 while up is '$p1'"
+	[ "$p1" != "$p0" ] || fail "setting 0 while up kept port $p0"
+	port_bound "$p1" || fail "new random port $p1 is not bound"
+	! port_bound "$p0" || fail "old port $p0 still bound"
+	expect_ok wg set wg0 listen-port 51850
+	ino=$(port_inode 51850)
+	[ -n "$ino" ] || fail "no socket on port 51850"
+	expect_genl_batch <<-EOF
+	OK set --ifname wg0 --attr LISTEN_PORT=u16:51850
+	EOF
+	expect_eq "$(port_inode 51850)" "$ino" "socket on 51850 after setting it again"
+}
+
+# wg_set_device_doit() applies the fwmark before the port, and stops at a
+# port in use: the fwmark stays applied; REPLACE_PEERS, the private key and
+# the peers, which come after the port, are not.
+t_eaddrinuse_fwmark() {
+	local ino
+	newkey k1 >/dev/null
+	newkey p1 >/dev/null
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip link add wg1 type wireguard
+	expect_ok wg set wg0 listen-port 51860 fwmark 0x1 peer "$(pubkey p1)" allowed-ips 10.0.0.0/24
+	expect_ok wg set wg1 listen-port 51861
+	expect_ok ip link set wg0 up
+	expect_ok ip link set wg1 up
+	ino=$(port_inode 51860)
+	[ -n "$ino" ] || fail "no socket on port 51860"
+	expect_genl_batch <<-EOF
+	EADDRINUSE set --ifname wg0 --attr FWMARK=u32:0x42 --attr LISTEN_PORT=u16:51861 --attr FLAGS=u32:1 --attr PRIVATE_KEY=b64:$(cat "$KEYS/k1") --attr PEERS={0={PUBLIC_KEY=rep:32:05}}
+	EOF
+	expect_ok wg show wg0 dump
+	expect_eq "$T_OUT" "(none)	(none)	51860	0x42
+$(pubkey p1)	(none)	(none)	10.0.0.0/24	0	0	0	off" "configuration after EADDRINUSE"
+	expect_eq "$(port_inode 51860)" "$ino" "socket on 51860 after EADDRINUSE"
+}
+
+# ---- genetlink: endpoints and values -------------------------------------------
+
+# expect_endpoints <<EOF
+# SET WANT [WHAT...]
+# EOF
+# Sets each ENDPOINT SET (hex) in turn on peer 0x01.. of wg0 over raw
+# netlink and reads the endpoint back, all in one python process; the one
+# read back must be WANT (hex; "-" for none). Fails listing every mismatch.
+expect_endpoints() {
+	local line i w d bad= set=() want=() what=() got=()
+	while IFS= read -r line; do
+		case $line in '' | '#'*) continue ;; esac
+		read -r i w d <<<"$line"
+		set+=("$i")
+		want+=("$w")
+		what+=("$d")
+	done
+	mapfile -t got < <(python3 - "${set[@]}" <<-'EOF'
+	import struct, sys
+	sys.path.insert(0, 'tests')
+	import genl
+	sock = genl.open_socket()
+	family = struct.unpack('=H', genl.resolve_family(sock, 'wireguard')['FAMILY_ID'])[0]
+	name = genl.nla(2, b'wg0\0')
+	for endpoint in sys.argv[1:]:
+	    peer = genl.nla(1, b'\x01' * 32) + genl.nla(4, bytes.fromhex(endpoint))
+	    peers = genl.nla(8 | genl.NLA_F_NESTED, genl.nla(genl.NLA_F_NESTED, peer))
+	    try:
+	        genl.transact(sock, family, genl.WG_CMD_SET_DEVICE, genl.NLM_F_REQUEST | genl.NLM_F_ACK, name + peers)
+	        replies = genl.transact(sock, family, genl.WG_CMD_GET_DEVICE,
+	                                genl.NLM_F_REQUEST | genl.NLM_F_ACK | genl.NLM_F_DUMP, name)
+	    except genl.KernelError as e:
+	        print(genl.ERRNO_NAMES.get(e.err, e.err))
+	        continue
+	    found = '-'
+	    for _, _, _, payload in replies:
+	        for atype, value in genl.parse_attrs(payload):
+	            if atype & genl.NLA_TYPE_MASK == 8:
+	                for _, p in genl.parse_attrs(value):
+	                    for t, v in genl.parse_attrs(p):
+	                        if t & genl.NLA_TYPE_MASK == 4:
+	                            found = v.hex()
+	    print(found, flush=True)
+	EOF
+	)
+	for i in "${!set[@]}"; do
+		printf '%s\n    -> %s (want %s: %s)\n' "${set[i]}" "${got[i]:-<nothing>}" "${want[i]}" "${what[i]}"
+		[ "${got[i]:-}" = "${want[i]}" ] || bad+="${what[i]}: got ${got[i]:-<nothing>}; "
+	done
+	[ -z "$bad" ] || fail "$bad"
+}
+
+# set_peer() takes an endpoint only as a struct sockaddr_in of exactly 16
+# bytes with AF_INET, or a sockaddr_in6 of exactly 28 bytes with AF_INET6
+# (the policy only asks for at least 16): anything else is ignored and the
+# old endpoint kept. The sockaddr is stored and dumped as given, sin_zero
+# and flow info included; but wg_socket_set_peer_endpoint() keeps the
+# stored one when the new one names the same address (endpoint_eq: family,
+# port, address, and for IPv6 the scope id).
+t_endpoints() {
+	# AF_INET (02 00), port 51820 (ca 6c), 192.0.2.1, then sin_zero.
+	local v4=0200ca6cc0000201 v4b=0200ca6dc0000202
+	# AF_INET6 (0a 00), port 51820, flow info, 2001:db8::1, scope id.
+	local v6=0a00ca6c v6addr=20010db8000000000000000000000001
+	local z12=000000000000000000000000 z20=0000000000000000000000000000000000000000
+	expect_ok ip link add wg0 type wireguard
+	expect_endpoints <<-EOF
+	${v4}aabbccddeeff0011            ${v4}aabbccddeeff0011            sin_zero echoed
+	${v4}1122334455667788            ${v4}aabbccddeeff0011            the same address with another sin_zero: kept
+	${v4b}${z12}                     ${v4}aabbccddeeff0011            AF_INET in 20 bytes: ignored
+	${v4b}${z20}                     ${v4}aabbccddeeff0011            AF_INET in 28 bytes: ignored
+	0700ca6dc00002020000000000000000 ${v4}aabbccddeeff0011            family 7 in 16 bytes: ignored
+	${v4b}0000000000000000            ${v4b}0000000000000000            another address: taken
+	${v6}12345678${v6addr}00000000   ${v6}12345678${v6addr}00000000   IPv6 with flow info echoed
+	${v6}87654321${v6addr}00000000   ${v6}12345678${v6addr}00000000   the same address with other flow info: kept
+	${v6}87654321${v6addr}05000000   ${v6}87654321${v6addr}05000000   another scope id: taken
+	${v6}00000000${v6addr}${z12:0:16} ${v6}87654321${v6addr}05000000   AF_INET6 in 32 bytes: ignored
+	${v6}00000000${v6addr}000000     ${v6}87654321${v6addr}05000000   AF_INET6 in 27 bytes: ignored
+	0a00ca6c00000000${v6addr:0:16}   ${v6}87654321${v6addr}05000000   AF_INET6 in 16 bytes: ignored
+	${v4}0000000000000000            ${v4}0000000000000000            IPv4 after IPv6: 16 bytes again
+	EOF
+	# A v4-mapped address stays an AF_INET6 sockaddr.
+	expect_ok wg set wg0 peer AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE= endpoint '[::ffff:192.0.2.7]:9'
+	expect_ok wg show wg0 endpoints
+	expect_eq "$T_OUT" "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=	[::ffff:192.0.2.7]:9" "wg show endpoints"
+	expect_ok genl get --ifname wg0
+	expect_match "$T_OUT" '^    ENDPOINT len=28: hex:0a0000090000000000000000000000000000ffffc000020700000000$' "v4-mapped endpoint"
+}
+
+# Values at the edges, as upstream stores them.
+t_peer_values() {
+	local p1 zero=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+	newkey p1 >/dev/null
+	newkey psk >/dev/null
+	p1=$(pubkey p1)
+	expect_ok ip link add wg0 type wireguard
+	# Persistent keepalive: a u16, all of it; 0 is off.
+	expect_ok wg set wg0 peer "$p1" persistent-keepalive 65535
+	expect_ok wg show wg0 persistent-keepalive
+	expect_eq "$T_OUT" "$p1	65535" "keepalive 65535"
+	expect_ok genl set --ifname wg0 --attr "PEERS={0={PUBLIC_KEY=b64:$p1,PERSISTENT_KEEPALIVE_INTERVAL=u16:0}}"
+	expect_ok wg show wg0 persistent-keepalive
+	expect_eq "$T_OUT" "$p1	off" "keepalive after 0 over netlink"
+	expect_ok genl get --ifname wg0
+	expect_match "$T_OUT" '^    PERSISTENT_KEEPALIVE_INTERVAL len=2: 0$' "dumped keepalive"
+	# A preshared key of zeros is no preshared key.
+	expect_ok wg set wg0 peer "$p1" preshared-key "$KEYS/psk"
+	expect_ok wg show wg0 preshared-keys
+	expect_eq "$T_OUT" "$p1	$(cat "$KEYS/psk")" "preshared key"
+	expect_ok wg set wg0 peer "$p1" preshared-key /dev/null
+	expect_ok wg show wg0 preshared-keys
+	expect_eq "$T_OUT" "$p1	(none)" "preshared key after /dev/null"
+	expect_ok wg set wg0 peer "$p1" preshared-key "$KEYS/psk"
+	expect_ok genl set --ifname wg0 --attr "PEERS={0={PUBLIC_KEY=b64:$p1,PRESHARED_KEY=rep:32:00}}"
+	expect_ok wg show wg0 preshared-keys
+	expect_eq "$T_OUT" "$p1	(none)" "preshared key after 32 zero bytes over netlink"
+	expect_ok genl get --ifname wg0
+	expect_match "$T_OUT" '^    PRESHARED_KEY len=32: hex:0{64}$' "dumped preshared key"
+	# A peer whose public key is all zeros is a peer like any other, with
+	# or without a private key on the device.
+	expect_ok genl set --ifname wg0 --attr "PEERS={0={PUBLIC_KEY=rep:32:00,ALLOWEDIPS={0={FAMILY=u16:2,IPADDR=ip4:10.0.0.0,CIDR_MASK=u8:8}}}}"
+	expect_ok wg show wg0 allowed-ips
+	expect_eq "$T_OUT" "$p1	(none)
+$zero	10.0.0.0/8" "peers with the all-zero public key"
+	newkey k1 >/dev/null
+	expect_ok wg set wg0 private-key "$KEYS/k1" peer "$zero" remove
+	expect_ok genl set --ifname wg0 --attr "PEERS={0={PUBLIC_KEY=rep:32:00}}"
+	expect_ok wg show wg0 peers
+	expect_eq "$T_OUT" "$p1
+$zero" "peers with the all-zero public key and a private key"
+}
+
+# An all-zero private key on a fresh device equals the stored (zeroed) one:
+# nothing happens, no identity appears.
+t_private_key_zero_fresh() {
+	expect_ok ip link add wg0 type wireguard
+	expect_ok genl set --ifname wg0 --attr PRIVATE_KEY=rep:32:00
+	expect_ok genl get --ifname wg0 --order
+	expect_eq "$T_OUT" "LISTEN_PORT FWMARK IFINDEX IFNAME" "attributes after a zero key"
+	expect_ok wg show wg0 private-key
+	expect_eq "$T_OUT" "(none)" "private-key"
+	# Any peer may be added (there is no own public key to refuse).
+	expect_ok genl set --ifname wg0 --attr PRIVATE_KEY=rep:32:00 --attr "PEERS={0={PUBLIC_KEY=rep:32:09}}"
+	expect_ok wg show wg0 peers
+	expect_eq "$T_OUT" "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=" "peers"
+}
+
+# Attributes that the set policy accepts and wg_set_device_doit()/set_peer()
+# never read: the device's PUBLIC_KEY, a peer's LAST_HANDSHAKE_TIME,
+# RX_BYTES and TX_BYTES.
+t_ignored_attributes() {
+	local peer='PUBLIC_KEY=rep:32:01,LAST_HANDSHAKE_TIME=rep:16:ff,RX_BYTES=u64:12345,TX_BYTES=u64:678'
+	newkey k1 >/dev/null
+	expect_ok ip link add wg0 type wireguard
+	expect_ok genl set --ifname wg0 --attr PUBLIC_KEY=rep:32:05
+	expect_ok genl get --ifname wg0 --order
+	expect_eq "$T_OUT" "LISTEN_PORT FWMARK IFINDEX IFNAME" "attributes after setting only a public key"
+	expect_ok wg set wg0 private-key "$KEYS/k1"
+	expect_ok genl set --ifname wg0 --attr PUBLIC_KEY=rep:32:05
+	expect_ok wg show wg0 public-key
+	expect_eq "$T_OUT" "$(pubkey k1)" "public-key after setting another one"
+	# On a new peer, then on the existing one.
+	expect_ok genl set --ifname wg0 --attr "PEERS={0={$peer}}"
+	expect_ok genl set --ifname wg0 --attr "PEERS={0={$peer}}"
+	expect_ok genl get --ifname wg0
+	expect_match "$T_OUT" '^    LAST_HANDSHAKE_TIME len=16: hex:0{32}$' "last handshake"
+	expect_match "$T_OUT" '^    TX_BYTES len=8: 0$' "tx bytes"
+	expect_match "$T_OUT" '^    RX_BYTES len=8: 0$' "rx bytes"
+	expect_ok wg show wg0 transfer
+	expect_eq "$T_OUT" "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=	0	0" "wg show transfer"
+}
+
+# ---- genetlink: which device a request names ------------------------------------
+
+# dev_get_by_name() finds alternative names too; IFNAME's policy (a NUL
+# within 16 bytes) leaves out the longer ones.
+t_altname() {
+	expect_ok ip link add wg0 type wireguard
+	expect_ok ip link add wgrs-d0 type dummy
+	expect_ok ip link property add dev wg0 altname wgrs-alt0
+	expect_ok ip link property add dev wg0 altname wgrs-alternative0
+	expect_ok ip link property add dev wgrs-d0 altname wgrs-alt1
+	expect_genl_batch <<-EOF
+	OK          set --ifname wgrs-alt0 --attr FWMARK=u32:0x5
+	OK          get --ifname wgrs-alt0
+	EOPNOTSUPP  get --ifname wgrs-alt1
+	EINVAL      get --ifname wgrs-alternative0
+	EOF
+	expect_ok wg show wg0 fwmark
+	expect_eq "$T_OUT" 0x5 "fwmark set through the altname"
+	expect_ok genl get --ifname wgrs-alt0
+	expect_match "$T_OUT" '^IFNAME len=4: str:wg0$' "name in a dump asked for by altname"
+	expect_ok wg show wgrs-alt0 fwmark
+	expect_eq "$T_OUT" 0x5 "wg show by altname"
+}
+
+# lookup_interface() looks IFINDEX and IFNAME up in the namespace of the
+# requesting socket, whatever other namespaces hold under the same index or
+# name. (`ip link add ... index N` pins the indices.)
+t_netns_lookup() {
+	expect_ok ip netns add wgrs-n1
+	expect_ok ip netns add wgrs-n2
+	expect_ok ip link add wg0 index 4242 type wireguard
+	expect_ok wg set wg0 fwmark 0x1
+	expect_ok ip -n wgrs-n1 link add wg0 index 4343 type wireguard
+	expect_ok ip -n wgrs-n1 link add wgrs-d0 index 4242 type dummy
+	expect_genl_batch <<-EOF
+	OK          set --ifindex 4242 --attr FWMARK=u32:0x11
+	ENODEV      get --ifindex 4343
+	ENODEV      set --ifname wgrs-d0
+	EOF
+	expect_genl_batch ip netns exec wgrs-n1 <<-EOF
+	EOPNOTSUPP  get --ifindex 4242
+	EOPNOTSUPP  set --ifname wgrs-d0
+	OK          set --ifindex 4343 --attr FWMARK=u32:0x22
+	OK          set --ifname wg0 --attr LISTEN_PORT=u16:4343
+	EOF
+	expect_ok wg show wg0 dump
+	expect_eq "$T_OUT" "(none)	(none)	0	0x11" "wg0 of the init namespace"
+	expect_ok ip netns exec wgrs-n1 wg show wg0 dump
+	expect_eq "$T_OUT" "(none)	(none)	4343	0x22" "wg0 of wgrs-n1"
+	expect_ok ip netns exec wgrs-n1 python3 "$GENL" get --ifname wg0
+	expect_match "$T_OUT" '^IFINDEX len=4: 4343$' "ifindex in wgrs-n1"
+	# A device that moves is found where it is, and only there.
+	expect_ok ip link set wg0 netns wgrs-n2
+	expect_genl_batch <<-EOF
+	ENODEV      get --ifindex 4242
+	ENODEV      get --ifname wg0
+	EOF
+	expect_genl_batch ip netns exec wgrs-n2 <<-EOF
+	OK          get --ifindex 4242
+	OK          set --ifname wg0 --attr FWMARK=u32:0x33
+	EOF
+	expect_ok ip netns exec wgrs-n2 wg show wg0 fwmark
+	expect_eq "$T_OUT" 0x33 "fwmark of the moved device"
+}
+
 # ---- genetlink: GET_DEVICE attribute layout (wg_get_device_dumpit) -----------
 
 t_get_order() {
@@ -860,7 +1152,15 @@ run_test private-key                t_private_key
 run_test private-key-clamped        t_private_key_clamped
 run_test private-key-remove         t_private_key_remove
 run_test listen-port                t_listen_port
+run_test listen-port-up             t_listen_port_up
+run_test eaddrinuse-keeps-fwmark    t_eaddrinuse_fwmark
 run_test fwmark                     t_fwmark
+run_test endpoints                  t_endpoints
+run_test peer-values                t_peer_values
+run_test private-key-zero-fresh     t_private_key_zero_fresh
+run_test ignored-attributes         t_ignored_attributes
+run_test lookup-altname             t_altname
+run_test lookup-netns               t_netns_lookup
 run_test peer-vs-own-key            t_peer_vs_own_key
 run_test get-attribute-order        t_get_order
 run_test get-dump-tree              t_get_tree
