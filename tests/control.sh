@@ -749,6 +749,118 @@ test_err_unknown_flags() {
 	err_unchanged
 }
 
+# ---- destructive partial application ------------------------------------------
+
+# WGPEER_F_REPLACE_ALLOWEDIPS removes the peer's prefixes first; the new ones
+# are then inserted in order, and a bad one ends the request there: nothing
+# is put back. The peer keeps the new prefixes before the bad one, including
+# one taken from another peer, and nothing after (keepalive, later peers).
+test_err_replace_allowedips() {
+	newdev
+	local a b n
+	a=$(rkey) b=$(rkey) n=$(rkey)
+	expect_ok wg set wg0 peer "$a" allowed-ips 10.1.0.0/16,fd01::/64,10.2.0.0/16 peer "$b" allowed-ips 10.9.0.0/16,10.8.0.0/16
+	expect_fail_errno EINVAL genl set --ifname wg0 --attr \
+		"PEERS={0={PUBLIC_KEY=b64:$a,FLAGS=u32:2,PERSISTENT_KEEPALIVE_INTERVAL=u16:9,ALLOWEDIPS={0=$(aip4 10.3.0.0 16),1=$(aip4 10.9.0.0 16),2=$(aip4 10.4.0.0 33),3=$(aip4 10.5.0.0 16)}},1={PUBLIC_KEY=b64:$n}}"
+	expect_text "configuration after a failed replace" wg show wg0 dump <<-EOF
+	(none)	(none)	0	off
+	$a	(none)	(none)	10.3.0.0/16,10.9.0.0/16	0	0	0	off
+	$b	(none)	(none)	10.8.0.0/16	0	0	0	off
+	EOF
+}
+
+# WGDEVICE_F_REPLACE_PEERS removes every peer before the request's peers are
+# applied in order; a failing peer ends the request, and the old peers stay
+# gone: the device keeps only the new peers before the failing one. The
+# private key, applied before the peers, stays too.
+test_err_replace_peers() {
+	newdev
+	local x y z priv
+	x=$(rkey) y=$(rkey) z=$(rkey) priv=$(privkey)
+	expect_ok wg set wg0 peer "$x" allowed-ips 10.1.0.0/16 peer "$y" allowed-ips 10.2.0.0/16 persistent-keepalive 5
+	expect_fail_errno EINVAL genl set --ifname wg0 --attr FLAGS=u32:1 --attr "PRIVATE_KEY=b64:$priv" --attr \
+		"PEERS={0={PUBLIC_KEY=b64:$z,ALLOWEDIPS={0=$(aip4 10.7.0.0 16)}},1={PERSISTENT_KEEPALIVE_INTERVAL=u16:5},2={PUBLIC_KEY=b64:$x}}"
+	expect_text "configuration after a failed replace" wg show wg0 dump <<-EOF
+	$priv	$(pubof "$priv")	0	off
+	$z	(none)	(none)	10.7.0.0/16	0	0	0	off
+	EOF
+	# The same with a peer that fails late, in its allowed IPs.
+	expect_ok wg set wg0 peer "$x" allowed-ips 10.1.0.0/16
+	expect_fail_errno EINVAL genl set --ifname wg0 --attr FLAGS=u32:1 --attr \
+		"PEERS={0={PUBLIC_KEY=b64:$y,ALLOWEDIPS={0=$(aip4 10.2.0.0 16),1={FAMILY=u16:10,IPADDR=ip4:10.0.0.0,CIDR_MASK=u8:8}}},1={PUBLIC_KEY=b64:$x}}"
+	expect_text "configuration after a failed replace" wg show wg0 dump <<-EOF
+	$priv	$(pubof "$priv")	0	off
+	$y	(none)	(none)	10.2.0.0/16	0	0	0	off
+	EOF
+}
+
+# ---- concurrent writers ---------------------------------------------------------
+
+# Set-device requests from several processes at once are serialised (RTNL,
+# then the device's lock) and each applies whole. Four writers create 40
+# peers each, one request per peer with its own keepalive and two prefixes
+# of its own, plus 192.168.0.0/16, which each request thus moves to its peer;
+# a fifth adds and removes one more peer over and over. Afterwards: the 160
+# peers, each writer's in the order it created them, each with its own
+# prefixes and keepalive, the shared prefix on exactly one of them (the
+# last request's), and no trace of the fifth writer's peer.
+test_concurrent_writers() {
+	newdev
+	python3 - "$W" <<-'EOF' || fail "generator failed"
+	import sys
+	d = sys.argv[1]
+	aip = lambda fam, addr, cidr: '{FAMILY=u16:%d,IPADDR=ip%d:%s,CIDR_MASK=u8:%d}' % (fam, 4 if fam == 2 else 6, addr, cidr)
+	for w in range(1, 5):
+	    with open('%s/writer%d' % (d, w), 'w') as f:
+	        for i in range(40):
+	            key = '%02x%02x' % (w, i) + '00' * 30
+	            f.write('set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=hex:%s,PERSISTENT_KEEPALIVE_INTERVAL=u16:%d,'
+	                    'ALLOWEDIPS={0=%s,1=%s,2=%s}}}\n' % (key, w * 100 + i, aip(2, '10.%d.%d.0' % (w, i), 24),
+	                    aip(10, 'fd0%d::%x' % (w, i), 128), aip(2, '192.168.0.0', 16)))
+	with open(d + '/writer5', 'w') as f:
+	    for i in range(40):
+	        f.write('set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:ee,ALLOWEDIPS={0=%s}}}\n' % aip(2, '172.16.%d.0' % i, 24))
+	        f.write('set --ifname wg0 --attr PEERS={0={PUBLIC_KEY=rep:32:ee,FLAGS=u32:1}}\n')
+	EOF
+	local w pids=()
+	for w in 1 2 3 4 5; do
+		python3 "$GENL" batch <"$W/writer$w" >"$W/out$w" 2>&1 &
+		pids+=($!)
+		bg_pid $!
+	done
+	for w in 1 2 3 4 5; do
+		wait "${pids[w - 1]}" || fail "writer $w failed: $(grep -v '^OK$' "$W/out$w" | sort | uniq -c | head -n 3)"
+	done
+	wg show wg0 dump >"$W/dump" || fail "wg show wg0 dump failed"
+	python3 - "$W/dump" <<-'EOF' || fail "the configuration after the writers is wrong (above)"
+	import base64, ipaddress, sys
+	lines = open(sys.argv[1]).read().splitlines()[1:]
+	bad, order, shared = [], {}, []
+	for line in lines:
+	    key, _, _, ips, _, _, _, keepalive = line.split('\t')
+	    raw = base64.b64decode(key)
+	    w, i = raw[0], raw[1]
+	    if not 1 <= w <= 4 or i >= 40 or raw[2:] != bytes(30):
+	        bad.append('unexpected peer %s' % key)
+	        continue
+	    order.setdefault(w, []).append(i)
+	    ips = ips.split(',')
+	    if '192.168.0.0/16' in ips:
+	        shared.append(key)
+	        ips.remove('192.168.0.0/16')
+	    want = ['10.%d.%d.0/24' % (w, i), str(ipaddress.ip_network('fd0%d::%x/128' % (w, i)))]
+	    if ips != want or keepalive != str(w * 100 + i):
+	        bad.append('peer %d.%d: %s keepalive %s' % (w, i, ips, keepalive))
+	for w in range(1, 5):
+	    if order.get(w) != list(range(40)):
+	        bad.append('writer %d: peers %s' % (w, order.get(w)))
+	if len(shared) != 1:
+	    bad.append('192.168.0.0/16 on %d peers' % len(shared))
+	print('%d peers; %s' % (len(lines), '; '.join(bad[:5]) if bad else 'as expected'))
+	sys.exit(1 if bad else 0)
+	EOF
+}
+
 # ---- a dump racing configuration changes --------------------------------------
 
 # wg retries a dump that the kernel marked NLM_F_DUMP_INTR (wireguard-tools
@@ -812,6 +924,9 @@ t "error: AF_INET with 16-byte address -> EINVAL" test_err_allowedip_v4_with_16_
 t "error: cidr 33 (v4) / 129 (v6) -> EINVAL" test_err_allowedip_cidr
 t "error: incomplete or unknown-family allowed IP -> EINVAL" test_err_allowedip_incomplete
 t "error: unknown flag bits -> EINVAL, nothing applied" test_err_unknown_flags
+t "partial: replace allowed IPs, then a bad prefix" test_err_replace_allowedips
+t "partial: replace peers, then a failing peer" test_err_replace_peers
+t "concurrent writers" test_concurrent_writers
 t "dump while peers change" test_dump_while_changing
 
 rm -rf "$W"
