@@ -919,7 +919,7 @@ test_dump_remove_during() {
 # wg retries a dump that the kernel marked NLM_F_DUMP_INTR (wireguard-tools
 # kernel_get_device: EINTR -> try_again), so every `wg show wg0 dump` must
 # succeed and be a coherent snapshot; a raw dump (genl.py, no retry) must be
-# coherent or flagged. 200 stable peers with 16 prefixes each; a background
+# coherent or flagged. 100 stable peers with 16 prefixes each; a background
 # loop removes a stable peer, from anywhere in the list, and adds it back
 # with its prefixes (it then comes last), and adds and removes one more peer.
 # Coherent (tests/dump-coherent.py): no peer twice, at most one stable peer
@@ -929,18 +929,18 @@ test_dump_remove_during() {
 # CONTROL_RACE_SECONDS (default 120).
 test_dump_while_changing() {
 	newdev
-	python3 tests/gen-config.py --peers 200 --allowed-ips 16 -o "$W/base.conf" || fail "gen-config.py failed"
+	python3 tests/gen-config.py --peers 100 --allowed-ips 16 -o "$W/base.conf" || fail "gen-config.py failed"
 	expect_ok wg setconf wg0 "$W/base.conf"
 	local keys ips churn
 	mapfile -t keys < <(awk '$1 == "PublicKey" { print $3 }' "$W/base.conf")
 	mapfile -t ips < <(awk '$1 == "AllowedIPs" { $1 = $2 = ""; gsub(/ /, ""); print }' "$W/base.conf")
-	expect_eq "${#keys[@]} ${#ips[@]}" "200 200" "stable peers and their prefix lists"
+	expect_eq "${#keys[@]} ${#ips[@]}" "100 100" "stable peers and their prefix lists"
 	churn=$(rkey)
 	: >"$W/churn.err"
 	(
 		i=0
 		while :; do
-			k=$(((i * 37) % 200)) j=$((i % 250))
+			k=$(((i * 37) % 100)) j=$((i % 250))
 			wg set wg0 peer "${keys[k]}" remove || echo "remove of stable peer $k failed" >>"$W/churn.err"
 			wg set wg0 peer "${keys[k]}" allowed-ips "${ips[k]}" || echo "re-adding stable peer $k failed" >>"$W/churn.err"
 			wg set wg0 peer "$churn" allowed-ips "172.16.$j.0/24,fd99:$j::/64" || echo "adding the extra peer failed" >>"$W/churn.err"
@@ -956,7 +956,7 @@ test_dump_while_changing() {
 		n=$((n + 1))
 		run python3 tests/dump-coherent.py "$W/base.conf" "$churn" wg "$W/dump"
 		[ "$(head -n 1 <<<"$T_OUT")" = coherent ] || fail "wg dump $n: $(_short "$T_OUT")"
-		[ "$(sed -n 's/^peers: //p' <<<"$T_OUT")" = "200 stable, churning peer: no" ] || partial=$((partial + 1))
+		[ "$(sed -n 's/^peers: //p' <<<"$T_OUT")" = "100 stable, churning peer: no" ] || partial=$((partial + 1))
 		run python3 tests/dump-coherent.py "$W/base.conf" "$churn" raw wg0
 		[ "$T_RC" = 0 ] || fail "raw dump $((raw + 1)) is incoherent and not flagged: $(_short "$T_OUT")"
 		raw=$((raw + 1))
@@ -966,9 +966,9 @@ test_dump_while_changing() {
 		if [ "$rounds" -ge 2 ] && [ "$n" -ge 3 ] && [ "$partial" -ge 1 ] && [ "$flagged" -ge 1 ]; then
 			break
 		fi
-		[ $SECONDS -lt $end ] || fail "after ${CONTROL_RACE_SECONDS:-120}s: $rounds churn rounds, $n wg dumps ($partial not showing just the 200 stable peers), $raw raw dumps ($flagged flagged); want >= 2, >= 3 (>= 1), >= 1 flagged"
+		[ $SECONDS -lt $end ] || fail "after ${CONTROL_RACE_SECONDS:-120}s: $rounds churn rounds, $n wg dumps ($partial not showing just the 100 stable peers), $raw raw dumps ($flagged flagged); want >= 2, >= 3 (>= 1), >= 1 flagged"
 	done
-	echo "$rounds churn rounds; $n wg dumps, $partial of them not showing just the 200 stable peers; $raw raw dumps, $flagged flagged"
+	echo "$rounds churn rounds; $n wg dumps, $partial of them not showing just the 100 stable peers; $raw raw dumps, $flagged flagged"
 	kill "$(tail -n 1 "$T_DIR/bgpids")" 2>/dev/null
 	wait "$(tail -n 1 "$T_DIR/bgpids")" 2>/dev/null
 	[ -s "$W/churn.err" ] && fail "the churn loop failed: $(head -n 3 "$W/churn.err" | tr '\n' ';')"
