@@ -395,7 +395,11 @@ fn update_peer(
         let mut sockaddr = [0u8; 28];
         let len = endpoint.copy_to(&mut sockaddr);
         if let Some(endpoint) = sockaddr.get(..len).and_then(Endpoint::from_sockaddr) {
-            peer.endpoint = Some(endpoint);
+            // As upstream (wg_socket_set_peer_endpoint): the same address
+            // keeps the stored sockaddr, with its sin_zero or flow info.
+            if !peer.endpoint.is_some_and(|old| old.same_address(&endpoint)) {
+                peer.endpoint = Some(endpoint);
+            }
         }
     }
     let handle = peer.peer.clone();

@@ -43,6 +43,21 @@ impl Endpoint {
         }
     }
 
+    /// Whether `self` and `other` name the same address, as upstream's
+    /// `endpoint_eq`: family, port and address, and for IPv6 the scope;
+    /// not `sin_zero`, nor the IPv6 flow information. (Upstream compares the
+    /// cached source address too; we have none yet, and neither has an
+    /// endpoint that comes from netlink.)
+    pub(crate) fn same_address(&self, other: &Endpoint) -> bool {
+        match (self, other) {
+            (Endpoint::V4(a), Endpoint::V4(b)) => a.get(2..8) == b.get(2..8),
+            (Endpoint::V6(a), Endpoint::V6(b)) => {
+                a.get(2..4) == b.get(2..4) && a.get(8..28) == b.get(8..28)
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn as_sockaddr(&self) -> &[u8] {
         match self {
             Endpoint::V4(addr) => addr,

@@ -4,14 +4,16 @@ reads what is left of it.
 
   dump-hold.py IFNAME TIMEOUT CMD...
 
-Prints "cmd: rc=N in S s" (rc=timeout if CMD did not end within TIMEOUT
-seconds, and it is then killed), then "dump: M messages, then END", END
-being DONE, DUMP_INTR (the last message carried NLM_F_DUMP_INTR) or an errno
-name. Exits 0 when CMD succeeded in time.
+Prints "cmd: rc=N in S s" if CMD ended within TIMEOUT seconds; otherwise
+"cmd: running after TIMEOUT s" (CMD may be waiting for the dump to go: it is
+not killed, which could not work on a task in uninterruptible sleep, nor
+help). Then "dump: M messages, then END", END being DONE, DUMP_INTR (the
+last message carried NLM_F_DUMP_INTR) or an errno name; and, if CMD was
+still running, "cmd: rc=N once the dump was read" when it ends (or "cmd:
+still running 60 s after the dump was read"). Exits 0 when CMD succeeded.
 """
 import errno
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -20,25 +22,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import genl  # noqa: E402
 
-NLM_F_DUMP_INTR = 0x10
 
-
-def main():
-    ifname, timeout, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-    sock = genl.open_socket()
-    family = struct.unpack('=H', genl.resolve_family(sock, 'wireguard')['FAMILY_ID'])[0]
-    payload = struct.pack('=BBH', genl.WG_CMD_GET_DEVICE, 1, 0) + genl.nla(2, ifname.encode() + b'\0')
-    flags = genl.NLM_F_REQUEST | genl.NLM_F_ACK | genl.NLM_F_DUMP
-    # Sending runs the dump's first round; later rounds wait for our reads.
-    sock.send(struct.pack('=IHHII', 16 + len(payload), family, flags, 7, 0) + payload)
-
-    start = time.monotonic()
-    try:
-        rc = subprocess.run(cmd, timeout=timeout).returncode
-    except subprocess.TimeoutExpired:
-        rc = 'timeout'
-    print('cmd: rc=%s in %.2f s' % (rc, time.monotonic() - start))
-
+def read_rest(sock):
     messages, end = 0, None
     while end is None:
         data = sock.recv(1 << 20)
@@ -52,12 +37,42 @@ def main():
                 if err:
                     end = errno.errorcode.get(err, str(err))
                 else:
-                    end = 'DUMP_INTR' if mflags & NLM_F_DUMP_INTR else 'DONE'
+                    end = 'DUMP_INTR' if mflags & genl.NLM_F_DUMP_INTR else 'DONE'
             else:
                 messages += 1
-                if mflags & NLM_F_DUMP_INTR:
+                if mflags & genl.NLM_F_DUMP_INTR:
                     end = 'DUMP_INTR'
+    return messages, end
+
+
+def main():
+    ifname, timeout, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+    sock = genl.open_socket()
+    family = struct.unpack('=H', genl.resolve_family(sock, 'wireguard')['FAMILY_ID'])[0]
+    payload = struct.pack('=BBH', genl.WG_CMD_GET_DEVICE, 1, 0) + genl.nla(2, ifname.encode() + b'\0')
+    flags = genl.NLM_F_REQUEST | genl.NLM_F_ACK | genl.NLM_F_DUMP
+    # Sending runs the dump's first round; later rounds wait for our reads.
+    sock.send(struct.pack('=IHHII', 16 + len(payload), family, flags, 7, 0) + payload)
+
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd)
+    try:
+        rc = proc.wait(timeout)
+        print('cmd: rc=%s in %.2f s' % (rc, time.monotonic() - start))
+    except subprocess.TimeoutExpired:
+        rc = None
+        print('cmd: running after %g s' % timeout)
+    sys.stdout.flush()
+
+    messages, end = read_rest(sock)
     print('dump: %d messages, then %s' % (messages, end))
+    sock.close()
+    if rc is None:
+        try:
+            rc = proc.wait(60)
+            print('cmd: rc=%s once the dump was read' % rc)
+        except subprocess.TimeoutExpired:
+            print('cmd: still running 60 s after the dump was read')
     return 0 if rc == 0 else 1
 
 

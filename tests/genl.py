@@ -13,11 +13,14 @@ Usage:
       message holding the attribute names in order, nests as NAME[...]
       (NAME(noflag)[...] if NLA_F_NESTED is missing), e.g.
         LISTEN_PORT FWMARK IFINDEX IFNAME PRIVATE_KEY PUBLIC_KEY PEERS[0[...]]
+      If any message of the dump, or its NLMSG_DONE, carries NLM_F_DUMP_INTR
+      (the device changed while it was dumped), a last line "DUMP_INTR"
+      follows (the exit status stays 0).
   genl.py batch < FILE
       One request per input line, written as the arguments of the commands
       above (shell quoting, e.g. "set --ifname wg0 --attr FLAGS=u32:2"); prints
-      one line per request: "OK" (plus the --order output, if asked) or the
-      errno name. Saves the interpreter start-up per request (slow in TCG).
+      one line per request: "OK" (plus the --order output, if asked, and
+      "DUMP_INTR" if the dump was flagged) or the errno name. Saves the interpreter start-up per request (slow in TCG).
 
 Raw options (to build malformed requests): --cmd N, --nlflags N (replace the
 netlink flags), --reserved N (genlmsghdr.reserved), --trailing N (N junk bytes
@@ -55,6 +58,7 @@ import sys
 NETLINK_GENERIC = 16
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
+NLM_F_DUMP_INTR = 0x10
 NLM_F_ROOT, NLM_F_MATCH = 0x100, 0x200
 NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
 NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200
@@ -247,13 +251,19 @@ def error_from(payload, nlflags, done=False):
     return err, msg
 
 
+class Replies(list):
+    """The (cmd, version, nlflags, attrs payload) replies of a request, and
+    whether any of them or the closing NLMSG_DONE had NLM_F_DUMP_INTR."""
+    intr = False
+
+
 def transact(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0):
-    """Send one request; return the list of (cmd, version, nlflags, attrs
-    payload) replies. Raises KernelError on an NLMSG_ERROR/NLMSG_DONE error."""
+    """Send one request; return its Replies. Raises KernelError on an
+    NLMSG_ERROR/NLMSG_DONE error."""
     payload = struct.pack('=BBH', cmd, 1, reserved) + attrs + b'\0' * trailing
     seq = 1
     sock.send(struct.pack('=IHHII', 16 + len(payload), family, nlflags, seq, 0) + payload)
-    replies = []
+    replies = Replies()
     while True:
         data = sock.recv(1 << 20)
         off = 0
@@ -265,6 +275,8 @@ def transact(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0):
             off += (mlen + 3) & ~3
             if mseq != seq:
                 continue
+            if mflags & NLM_F_DUMP_INTR:
+                replies.intr = True
             if mtype == NLMSG_ERROR:
                 err, msg = error_from(body, mflags)
                 if err:
@@ -401,6 +413,8 @@ def request(args):
         else:
             out.append('# cmd=%d version=%d' % (gcmd, gver))
             print_tree('device', data, 0, out)
+    if replies.intr:
+        out.append('DUMP_INTR')
     return 0, out
 
 
@@ -420,7 +434,9 @@ def batch(parser):
             continue
         rc, out = request(args)
         if rc == 0:
-            print(' '.join(['OK'] + (out if args.order else [])))
+            if not args.order:
+                out = out[-1:] if out[-1:] == ['DUMP_INTR'] else []
+            print(' '.join(['OK'] + out))
         else:
             print(out[0] if out else 'ERROR%d' % rc)
             worst = max(worst, rc)

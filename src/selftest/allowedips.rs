@@ -11,7 +11,10 @@ use crate::kapi::{
     kthread, random,
     rcu::{self, RcuArc},
 };
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
 
 /// A stand-in for a peer, known by its number.
 struct TestPeer {
@@ -20,9 +23,28 @@ struct TestPeer {
 
 type Peer = RcuArc<TestPeer>;
 
+/// Test peers made and not yet dropped: once the tables that held them are
+/// gone and their memory freed, none may be left.
+static LIVE_PEERS: Atomic<i64> = Atomic::new(0);
+
 fn new_peer(n: u32) -> Result<Peer> {
     // In place, as real peers (with their locks) will be.
-    RcuArc::pin_init(try_init!(TestPeer { n }), GFP_KERNEL)
+    let peer = RcuArc::pin_init(try_init!(TestPeer { n }), GFP_KERNEL)?;
+    LIVE_PEERS.fetch_add(1, Relaxed);
+    Ok(peer)
+}
+
+impl Drop for TestPeer {
+    fn drop(&mut self) {
+        LIVE_PEERS.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Waits until every `RcuArc` whose last reference is gone has been dropped
+/// and freed, including what those drops released in turn (a trie frees one
+/// level per grace period).
+fn wait_for_frees() {
+    drop(rcu::Barrier::new());
 }
 
 const fn ip4(a: u8, b: u8, c: u8, d: u8) -> [u8; 4] {
@@ -34,18 +56,18 @@ fn ip6(a: u32, b: u32, c: u32, d: u32) -> [u8; 16] {
     (u128::from(a) << 96 | u128::from(b) << 64 | u128::from(c) << 32 | u128::from(d)).to_be_bytes()
 }
 
-/// The number of the peer that `addr` maps to, looked up both ways (a
-/// borrowed and a counted reference), which must agree.
-fn lookup(t: &AllowedIps<TestPeer>, addr: IpAddr) -> Option<u32> {
-    let counted = t.table().lookup_peer(addr).map(|peer| peer.n);
-    let guard = rcu::read_lock();
-    let borrowed = t.table().lookup(&guard, addr).map(|peer| peer.n);
-    if counted == borrowed {
-        counted
-    } else {
-        // Matches no peer: fails every positive and negative test.
-        Some(u32::MAX)
-    }
+/// The two ways of looking an address up (a borrowed and a counted
+/// reference) found different peers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Disagreement;
+
+/// What a lookup found: the number of the peer, if any, or a disagreement.
+type Found = core::result::Result<Option<u32>, Disagreement>;
+
+/// The number of the peer that `addr` maps to, looked up both ways, which
+/// must agree.
+fn lookup(t: &AllowedIps<TestPeer>, addr: IpAddr) -> Found {
+    lookup_any(t.table(), addr)
 }
 
 /// Numbered checks, as upstream's `maybe_fail()`.
@@ -61,6 +83,16 @@ impl Checks {
             pr_info!("allowedips self-test {}: FAIL\n", self.i);
             self.success = false;
         }
+    }
+
+    /// The lookup found `want`.
+    fn is(&mut self, found: Found, want: Option<u32>) {
+        self.check(found == Ok(want));
+    }
+
+    /// The lookup agreed with itself and found anything but `unwanted`.
+    fn is_not(&mut self, found: Found, unwanted: Option<u32>) {
+        self.check(matches!(found, Ok(n) if n != unwanted));
     }
 
     /// Upstream ignores what its setup inserts return; we do not.
@@ -120,34 +152,34 @@ fn fixed() -> Result<bool> {
 
     let v4 = |ip: [u8; 4]| IpAddr::V4(ip);
     let v6 = |ip: [u8; 16]| IpAddr::V6(ip);
-    x.check(lookup(&t, v4(ip4(192, 168, 4, 20))) == id(&a));
-    x.check(lookup(&t, v4(ip4(192, 168, 4, 0))) == id(&a));
-    x.check(lookup(&t, v4(ip4(192, 168, 4, 4))) == id(&b));
-    x.check(lookup(&t, v4(ip4(192, 168, 200, 182))) == id(&c));
-    x.check(lookup(&t, v4(ip4(192, 95, 5, 68))) == id(&c));
-    x.check(lookup(&t, v4(ip4(192, 95, 5, 96))) == id(&e));
-    x.check(lookup(&t, v6(ip6(0x26075300, 0x60006b00, 0, 0xc05f0543))) == id(&d));
-    x.check(lookup(&t, v6(ip6(0x26075300, 0x60006b00, 0, 0xc02e01ee))) == id(&c));
-    x.check(lookup(&t, v6(ip6(0x26075300, 0x60006b01, 0, 0))) == id(&f));
-    x.check(lookup(&t, v6(ip6(0x24046800, 0x40040806, 0, 0x1006))) == id(&g));
-    x.check(lookup(&t, v6(ip6(0x24046800, 0x40040806, 0x1234, 0x5678))) == id(&g));
-    x.check(lookup(&t, v6(ip6(0x240467ff, 0x40040806, 0x1234, 0x5678))) == id(&f));
-    x.check(lookup(&t, v6(ip6(0x24046801, 0x40040806, 0x1234, 0x5678))) == id(&f));
-    x.check(lookup(&t, v6(ip6(0x24046800, 0x40040800, 0x1234, 0x5678))) == id(&h));
-    x.check(lookup(&t, v6(ip6(0x24046800, 0x40040800, 0, 0))) == id(&h));
-    x.check(lookup(&t, v6(ip6(0x24046800, 0x40040800, 0x10101010, 0x10101010))) == id(&h));
-    x.check(lookup(&t, v6(ip6(0x24046800, 0x40040800, 0xdeadbeef, 0xdeadbeef))) == id(&a));
-    x.check(lookup(&t, v4(ip4(64, 15, 116, 26))) == id(&g));
-    x.check(lookup(&t, v4(ip4(64, 15, 127, 3))) == id(&g));
-    x.check(lookup(&t, v4(ip4(64, 15, 123, 1))) == id(&g));
-    x.check(lookup(&t, v4(ip4(64, 15, 123, 128))) == id(&h));
-    x.check(lookup(&t, v4(ip4(64, 15, 123, 129))) == id(&h));
-    x.check(lookup(&t, v4(ip4(10, 0, 0, 52))) == id(&a));
-    x.check(lookup(&t, v4(ip4(10, 0, 0, 220))) == id(&b));
-    x.check(lookup(&t, v4(ip4(10, 1, 0, 2))) == id(&a));
-    x.check(lookup(&t, v4(ip4(10, 1, 0, 6))) == id(&b));
-    x.check(lookup(&t, v4(ip4(10, 1, 0, 10))) == id(&c));
-    x.check(lookup(&t, v4(ip4(10, 1, 0, 20))) == id(&d));
+    x.is(lookup(&t, v4(ip4(192, 168, 4, 20))), id(&a));
+    x.is(lookup(&t, v4(ip4(192, 168, 4, 0))), id(&a));
+    x.is(lookup(&t, v4(ip4(192, 168, 4, 4))), id(&b));
+    x.is(lookup(&t, v4(ip4(192, 168, 200, 182))), id(&c));
+    x.is(lookup(&t, v4(ip4(192, 95, 5, 68))), id(&c));
+    x.is(lookup(&t, v4(ip4(192, 95, 5, 96))), id(&e));
+    x.is(lookup(&t, v6(ip6(0x26075300, 0x60006b00, 0, 0xc05f0543))), id(&d));
+    x.is(lookup(&t, v6(ip6(0x26075300, 0x60006b00, 0, 0xc02e01ee))), id(&c));
+    x.is(lookup(&t, v6(ip6(0x26075300, 0x60006b01, 0, 0))), id(&f));
+    x.is(lookup(&t, v6(ip6(0x24046800, 0x40040806, 0, 0x1006))), id(&g));
+    x.is(lookup(&t, v6(ip6(0x24046800, 0x40040806, 0x1234, 0x5678))), id(&g));
+    x.is(lookup(&t, v6(ip6(0x240467ff, 0x40040806, 0x1234, 0x5678))), id(&f));
+    x.is(lookup(&t, v6(ip6(0x24046801, 0x40040806, 0x1234, 0x5678))), id(&f));
+    x.is(lookup(&t, v6(ip6(0x24046800, 0x40040800, 0x1234, 0x5678))), id(&h));
+    x.is(lookup(&t, v6(ip6(0x24046800, 0x40040800, 0, 0))), id(&h));
+    x.is(lookup(&t, v6(ip6(0x24046800, 0x40040800, 0x10101010, 0x10101010))), id(&h));
+    x.is(lookup(&t, v6(ip6(0x24046800, 0x40040800, 0xdeadbeef, 0xdeadbeef))), id(&a));
+    x.is(lookup(&t, v4(ip4(64, 15, 116, 26))), id(&g));
+    x.is(lookup(&t, v4(ip4(64, 15, 127, 3))), id(&g));
+    x.is(lookup(&t, v4(ip4(64, 15, 123, 1))), id(&g));
+    x.is(lookup(&t, v4(ip4(64, 15, 123, 128))), id(&h));
+    x.is(lookup(&t, v4(ip4(64, 15, 123, 129))), id(&h));
+    x.is(lookup(&t, v4(ip4(10, 0, 0, 52))), id(&a));
+    x.is(lookup(&t, v4(ip4(10, 0, 0, 220))), id(&b));
+    x.is(lookup(&t, v4(ip4(10, 1, 0, 2))), id(&a));
+    x.is(lookup(&t, v4(ip4(10, 1, 0, 6))), id(&b));
+    x.is(lookup(&t, v4(ip4(10, 1, 0, 10))), id(&c));
+    x.is(lookup(&t, v4(ip4(10, 1, 0, 20))), id(&d));
 
     // remove_by_peer.
     for first in [1, 64, 128, 192, 255] {
@@ -155,7 +187,7 @@ fn fixed() -> Result<bool> {
     }
     t.remove_by_peer(&a);
     for first in [1, 64, 128, 192, 255] {
-        x.check(lookup(&t, v4(ip4(first, 0, 0, 0))) != id(&a));
+        x.is_not(lookup(&t, v4(ip4(first, 0, 0, 0))), id(&a));
     }
 
     // REMOVE_ME: exact prefix and owning peer only.
@@ -163,77 +195,99 @@ fn fixed() -> Result<bool> {
     x.setup(t.insert_v4(ip4(192, 0, 0, 0), 24, &a));
     x.setup(t.insert_v6(ip6(0x24446801, 0x40e40800, 0xdeaebeef, 0xdefbeef), 128, &a));
     x.setup(t.insert_v6(ip6(0x24446800, 0xf0e40800, 0xeeaebeef, 0), 98, &a));
-    x.check(lookup(&t, v4(ip4(1, 0, 0, 0))) == id(&a));
-    x.check(lookup(&t, v4(ip4(192, 0, 0, 1))) == id(&a));
-    x.check(lookup(&t, v6(ip6(0x24446801, 0x40e40800, 0xdeaebeef, 0xdefbeef))) == id(&a));
-    x.check(lookup(&t, v6(ip6(0x24446800, 0xf0e40800, 0xeeaebeef, 0x10101010))) == id(&a));
+    x.is(lookup(&t, v4(ip4(1, 0, 0, 0))), id(&a));
+    x.is(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
+    x.is(lookup(&t, v6(ip6(0x24446801, 0x40e40800, 0xdeaebeef, 0xdefbeef))), id(&a));
+    x.is(lookup(&t, v6(ip6(0x24446800, 0xf0e40800, 0xeeaebeef, 0x10101010))), id(&a));
     // Must be an exact match to remove.
     x.setup(t.remove_v4(ip4(192, 0, 0, 0), 32, &a));
-    x.check(lookup(&t, v4(ip4(192, 0, 0, 1))) == id(&a));
+    x.is(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
     // A peer that owns nothing has no effect and succeeds.
     x.check(t.remove_v4(ip4(192, 0, 0, 0), 24, &nobody).is_ok());
-    x.check(lookup(&t, v4(ip4(192, 0, 0, 1))) == id(&a));
+    x.is(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
     // Another peer has no effect and succeeds.
     x.check(t.remove_v4(ip4(192, 0, 0, 0), 24, &b).is_ok());
-    x.check(lookup(&t, v4(ip4(192, 0, 0, 1))) == id(&a));
+    x.is(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
     // An invalid prefix length has no effect and is EINVAL.
     x.check(t.remove_v4(ip4(192, 0, 0, 0), 33, &b) == Err(EINVAL));
-    x.check(lookup(&t, v4(ip4(192, 0, 0, 1))) == id(&a));
+    x.is(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
+    // Not upstream: so is inserting one (upstream's add() checks it too).
+    for cidr in [33, 64, 255] {
+        x.check(t.insert_v4(ip4(192, 0, 0, 0), cidr, &nobody) == Err(EINVAL));
+    }
+    x.is(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
+    x.check(t.peer_allowedips(&nobody, Cursor::START).next().is_none());
     x.setup(t.remove_v4(ip4(192, 0, 0, 0), 24, &a));
-    x.check(lookup(&t, v4(ip4(192, 0, 0, 1))) != id(&a));
+    x.is_not(lookup(&t, v4(ip4(192, 0, 0, 1))), id(&a));
     x.setup(t.remove_v4(ip4(1, 0, 0, 0), 32, &a));
-    x.check(lookup(&t, v4(ip4(1, 0, 0, 0))) != id(&a));
+    x.is_not(lookup(&t, v4(ip4(1, 0, 0, 0))), id(&a));
     // Must be an exact match to remove.
     let addr = ip6(0x24446801, 0x40e40800, 0xdeaebeef, 0xdefbeef);
     x.setup(t.remove_v6(addr, 96, &a));
-    x.check(lookup(&t, v6(addr)) == id(&a));
+    x.is(lookup(&t, v6(addr)), id(&a));
     // A peer that owns nothing has no effect and succeeds.
     x.check(t.remove_v6(addr, 128, &nobody).is_ok());
-    x.check(lookup(&t, v6(addr)) == id(&a));
+    x.is(lookup(&t, v6(addr)), id(&a));
     // Another peer has no effect and succeeds.
     x.check(t.remove_v6(addr, 128, &b).is_ok());
-    x.check(lookup(&t, v6(addr)) == id(&a));
+    x.is(lookup(&t, v6(addr)), id(&a));
     // An invalid prefix length has no effect and is EINVAL.
     x.check(t.remove_v6(addr, 129, &a) == Err(EINVAL));
-    x.check(lookup(&t, v6(addr)) == id(&a));
+    x.is(lookup(&t, v6(addr)), id(&a));
+    for cidr in [129, 255] {
+        x.check(t.insert_v6(addr, cidr, &nobody) == Err(EINVAL));
+    }
+    x.is(lookup(&t, v6(addr)), id(&a));
+    x.check(t.peer_allowedips(&nobody, Cursor::START).next().is_none());
     x.setup(t.remove_v6(addr, 128, &a));
-    x.check(lookup(&t, v6(addr)) != id(&a));
+    x.is_not(lookup(&t, v6(addr)), id(&a));
     // Must match the peer to remove.
     let addr = ip6(0x24446800, 0xf0e40800, 0xeeaebeef, 0);
     let inside = ip6(0x24446800, 0xf0e40800, 0xeeaebeef, 0x10101010);
     x.setup(t.remove_v6(addr, 98, &b));
-    x.check(lookup(&t, v6(inside)) == id(&a));
+    x.is(lookup(&t, v6(inside)), id(&a));
     x.setup(t.remove_v6(addr, 98, &a));
-    x.check(lookup(&t, v6(inside)) != id(&a));
+    x.is_not(lookup(&t, v6(inside)), id(&a));
 
     // A fresh table (upstream frees and re-inits it).
     t = AllowedIps::new()?;
     x.setup(t.insert_v4(ip4(192, 168, 0, 0), 16, &a));
     x.setup(t.insert_v4(ip4(192, 168, 0, 0), 24, &a));
     t.remove_by_peer(&a);
-    x.check(lookup(&t, v4(ip4(192, 168, 0, 1))) != id(&a));
+    x.is_not(lookup(&t, v4(ip4(192, 168, 0, 1))), id(&a));
 
     // A trie as deep as it gets, freed (upstream checks its free path's
-    // stack here; ours frees one level per grace period).
+    // stack here; ours frees one level per grace period), with a peer of
+    // its own to tell whether all of it was freed.
+    let deep = new_peer(9)?;
     for i in 0..64u32 {
         let part = (!0u64).checked_shl(i).unwrap_or(0).to_be_bytes();
         let mut ip = [0xffu8; 16];
         for (byte, p) in ip.iter_mut().skip(8).zip(part) {
             *byte = p;
         }
-        x.setup(t.insert_v6(ip, 128, &a));
+        x.setup(t.insert_v6(ip, 128, &deep));
         let mut ip = [0u8; 16];
         for (byte, p) in ip.iter_mut().zip(part) {
             *byte = p;
         }
-        x.setup(t.insert_v6(ip, 128, &a));
+        x.setup(t.insert_v6(ip, 128, &deep));
     }
-    x.setup(t.insert_v6([0; 16], 128, &a));
+    x.setup(t.insert_v6([0; 16], 128, &deep));
     // Not upstream: the deepest leaves are found.
-    x.check(lookup(&t, v6([0; 16])) == id(&a));
-    x.check(lookup(&t, v6([0xff; 16])) == id(&a));
-    x.check(lookup(&t, v6(ip6(0, 0, 0, 1))).is_none());
+    x.is(lookup(&t, v6([0; 16])), id(&deep));
+    x.is(lookup(&t, v6([0xff; 16])), id(&deep));
+    x.is(lookup(&t, v6(ip6(0, 0, 0, 1))), None);
+    x.check(t.peer_allowedips(&deep, Cursor::START).count() == 129);
+    // Not upstream: every node goes. The nodes hold the only references to
+    // `deep` left once our own is dropped, so it is dropped when, and only
+    // when, the last node holding it is freed, and nodes are freed only
+    // after the node above them.
+    let live = LIVE_PEERS.load(Relaxed);
+    drop(deep);
     t = AllowedIps::new()?;
+    wait_for_frees();
+    x.check(LIVE_PEERS.load(Relaxed) == live - 1);
 
     // Listing a peer's allowed IPs.
     x.setup(t.insert_v4(ip4(192, 95, 5, 93), 27, &a));
@@ -287,7 +341,7 @@ fn fixed() -> Result<bool> {
     x.check(t.remove_v4(ip4(10, 1, 0, 16), 29, &a).is_ok());
     x.check(t.seq() != seq);
     x.check(t.peer_allowedips(&b, Cursor::START).count() == 1);
-    x.check(lookup(&t, v4(ip4(10, 1, 0, 17))) == id(&b));
+    x.is(lookup(&t, v4(ip4(10, 1, 0, 17))), id(&b));
     t.remove_by_peer(&a);
     t.remove_by_peer(&b);
     x.check(t.peer_allowedips(&a, Cursor::START).next().is_none());
@@ -387,6 +441,12 @@ const NUM_MUTATED_ROUTES: u32 = 20;
 /// is removed.
 const NUM_QUERIES: u32 = 60;
 
+/// A random prefix length for an address of `bits` bits, from 0 to `bits`
+/// (upstream draws from 1 to `bits`; /0 is an allowed IP like any other).
+fn random_cidr(bits: u32) -> u8 {
+    random::below(bits + 1) as u8
+}
+
 fn random_u8() -> u8 {
     let mut byte = [0u8];
     random::fill(&mut byte);
@@ -469,7 +529,7 @@ impl Random {
                 IpAddr::V6(ip) => (self.h.lookup(16, &ip), lookup(&self.t, addr)),
             };
             self.operations += 1;
-            if want != got {
+            if got != Ok(want) {
                 let version = if len == 4 { 4 } else { 6 };
                 pr_err!("allowedips random v{} self-test: FAIL\n", version);
                 return false;
@@ -502,14 +562,18 @@ impl Random {
     /// removals in between.
     fn build(&mut self, len: usize) -> Result<bool> {
         let bits = (len * 8) as u32;
+        // At least one /0 (host bits set), whatever the draws below give.
+        let mut any = [0u8; 16];
+        random::fill(&mut any);
+        self.insert(len, &any, 0, random::below(NUM_PEERS))?;
         for _ in 0..NUM_RAND_ROUTES {
             let mut base = [0u8; 16];
             random::fill(&mut base);
-            let cidr = (random::below(bits) + 1) as u8;
+            let cidr = random_cidr(bits);
             self.insert(len, &base, cidr, random::below(NUM_PEERS))?;
             for _ in 0..NUM_MUTATED_ROUTES {
                 let mutated = mutate(&base, len, random::below(bits));
-                let cidr = (random::below(bits) + 1) as u8;
+                let cidr = random_cidr(bits);
                 self.insert(len, &mutated, cidr, random::below(NUM_PEERS))?;
                 // Not upstream: REMOVE_ME with random prefixes, owners and
                 // non-owners, one operation in four.
@@ -525,7 +589,7 @@ impl Random {
                         self.remove(elen, &addr, cidr, peer)?;
                     }
                     1 => {
-                        let cidr = (random::below(bits) + 1) as u8;
+                        let cidr = random_cidr(bits);
                         self.remove(len, &mutated, cidr, random::below(NUM_PEERS))?;
                     }
                     _ => {}
@@ -660,7 +724,7 @@ fn concurrent() -> Result<bool> {
         while !stop.requested() {
             for len in [4, 16] {
                 let (addr, k) = stable_addr(len);
-                if lookup_any(&table, addr) != Some(k) {
+                if lookup_any(&table, addr) != Ok(Some(k)) {
                     wrong += 1;
                 }
                 lookups += 1;
@@ -695,15 +759,15 @@ fn concurrent() -> Result<bool> {
     Ok(true)
 }
 
-/// The peer number of `addr` on a shared table, both ways.
-fn lookup_any(table: &LookupTable<TestPeer>, addr: IpAddr) -> Option<u32> {
+/// The peer number of `addr` on a (shared) table, both ways.
+fn lookup_any(table: &LookupTable<TestPeer>, addr: IpAddr) -> Found {
     let counted = table.lookup_peer(addr).map(|peer| peer.n);
     let guard = rcu::read_lock();
     let borrowed = table.lookup(&guard, addr).map(|peer| peer.n);
     if counted == borrowed {
-        counted
+        Ok(counted)
     } else {
-        Some(u32::MAX)
+        Err(Disagreement)
     }
 }
 
@@ -723,6 +787,13 @@ pub(crate) fn selftest() -> bool {
             false
         }
     };
+    // Every table is gone: once freed, so must be every peer they held.
+    wait_for_frees();
+    let leaked = LIVE_PEERS.load(Relaxed);
+    if leaked != 0 {
+        pr_err!("allowedips self-test free: FAIL ({} test peers left)\n", leaked);
+    }
+    let success = success && leaked == 0;
     if success {
         pr_info!("allowedips self-tests: pass\n");
     }
