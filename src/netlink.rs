@@ -408,7 +408,11 @@ fn update_peer(
         let mut sockaddr = [0u8; 28];
         let len = endpoint.copy_to(&mut sockaddr);
         if let Some(endpoint) = sockaddr.get(..len).and_then(Endpoint::from_sockaddr) {
-            peer.endpoint = Some(endpoint);
+            // As upstream's wg_socket_set_peer_endpoint: an equal endpoint
+            // leaves the stored one (its sin_zero, its flowinfo) alone.
+            if !peer.endpoint.is_some_and(|old| old.same_as(&endpoint)) {
+                peer.endpoint = Some(endpoint);
+            }
         }
     }
     let handle = peer.peer.clone();
