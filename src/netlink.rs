@@ -6,7 +6,7 @@
 use crate::device::{Config, Device, LINK_KIND};
 use crate::kapi::crypto::{curve25519_generate_public, Secret, KEY_LEN};
 use crate::kapi::genl::{
-    AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, Message, OpFlags, Policy,
+    Attr, AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, Message, OpFlags, Policy,
     PolicyEntry, Request, SplitOp,
 };
 use crate::kapi::netdev::{Capability, DeviceKey, DeviceRef, IfName, LookupError};
@@ -334,11 +334,24 @@ impl DoHandler for SetDevice {
         }
         if let Some(peers) = attrs.get(WGDEVICE_A_PEERS) {
             for peer in peers.nested() {
-                set_peer(&mut config, &dev, &peer.parse_nested::<PEER_ATTRS>())?;
+                set_peer(&mut config, &dev, &parse_element::<PEER_ATTRS>(peer)?)?;
             }
         }
         Ok(())
     }
+}
+
+/// One element of a nested array (a peer, an allowed IP). The policy's
+/// `NLA_NESTED_ARRAY` check looks inside the elements but not at their
+/// flags; upstream then parses each one with `nla_parse_nested`, which
+/// refuses an element without `NLA_F_NESTED` with `EINVAL`, after the
+/// elements before it were applied (netlink.c wg_set_device_doit and
+/// set_peer; include/net/netlink.h nla_parse_nested).
+fn parse_element<const N: usize>(element: Attr<'_>) -> Result<AttrTable<'_, N>> {
+    if !element.has_nested_flag() {
+        return Err(EINVAL);
+    }
+    Ok(element.parse_nested::<N>())
 }
 
 /// Applies one peer's attributes (upstream `set_peer`).
@@ -395,9 +408,9 @@ fn update_peer(
         let mut sockaddr = [0u8; 28];
         let len = endpoint.copy_to(&mut sockaddr);
         if let Some(endpoint) = sockaddr.get(..len).and_then(Endpoint::from_sockaddr) {
-            // As upstream (wg_socket_set_peer_endpoint): the same address
-            // keeps the stored sockaddr, with its sin_zero or flow info.
-            if !peer.endpoint.is_some_and(|old| old.same_address(&endpoint)) {
+            // As upstream's wg_socket_set_peer_endpoint: an equal endpoint
+            // leaves the stored one (its sin_zero, its flowinfo) alone.
+            if !peer.endpoint.is_some_and(|old| old.same_as(&endpoint)) {
                 peer.endpoint = Some(endpoint);
             }
         }
@@ -408,7 +421,7 @@ fn update_peer(
     }
     if let Some(list) = attrs.get(WGPEER_A_ALLOWEDIPS) {
         for ip in list.nested() {
-            set_allowedip(&mut peers.allowedips, &handle, &ip.parse_nested::<ALLOWEDIP_ATTRS>())?;
+            set_allowedip(&mut peers.allowedips, &handle, &parse_element::<ALLOWEDIP_ATTRS>(ip)?)?;
         }
     }
     if let Some(interval) = attrs.get(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL) {

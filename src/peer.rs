@@ -43,14 +43,17 @@ impl Endpoint {
         }
     }
 
-    /// Whether `self` and `other` name the same address, as upstream's
-    /// `endpoint_eq`: family, port and address, and for IPv6 the scope;
-    /// not `sin_zero`, nor the IPv6 flow information. (Upstream compares the
-    /// cached source address too; we have none yet, and neither has an
-    /// endpoint that comes from netlink.)
-    pub(crate) fn same_address(&self, other: &Endpoint) -> bool {
+    /// Upstream's `endpoint_eq` (socket.c): the same family, port and
+    /// address, and for IPv6 the same scope id. `sin_zero` and
+    /// `sin6_flowinfo` do not count, so setting an endpoint that is equal in
+    /// these terms keeps the bytes stored before. (Upstream also compares
+    /// the cached source address, which only its data plane fills in: for
+    /// an endpoint set over netlink it is zero, as ours always is.)
+    pub(crate) fn same_as(&self, other: &Endpoint) -> bool {
         match (self, other) {
+            // sin_port and sin_addr
             (Endpoint::V4(a), Endpoint::V4(b)) => a.get(2..8) == b.get(2..8),
+            // sin6_port, then sin6_addr and sin6_scope_id
             (Endpoint::V6(a), Endpoint::V6(b)) => {
                 a.get(2..4) == b.get(2..4) && a.get(8..28) == b.get(8..28)
             }

@@ -95,7 +95,7 @@ def child_level(level, atype):
     """Level of the children of attribute `atype` at `level`, or None."""
     if level in ARRAYS:
         return ARRAYS[level]
-    entry = SCHEMA[level].get(atype)
+    entry = SCHEMA.get(level, {}).get(atype)
     return entry[2] if entry else None
 
 

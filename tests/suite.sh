@@ -1,7 +1,7 @@
 #!/bin/bash
 # The `make check` suite, in one VM boot: the in-kernel self-tests, the
-# device and netlink tests, the control-plane tests and a netlink fuzz run
-# (3000 random requests). Prints each suite's
+# device and netlink tests, the control-plane tests and a differential
+# netlink fuzz run against the C driver (tests/fuzz.sh). Prints each suite's
 # lines, then the total as "N passed, M failed"; exits non-zero on failure.
 set -u
 cd "$(dirname "$0")/.." || exit 1

@@ -344,6 +344,12 @@ impl<'a> Attr<'a> {
         self.header().nla_type & bindings::NLA_TYPE_MASK as u16
     }
 
+    /// Whether the attribute carries `NLA_F_NESTED`, which the kernel's
+    /// `nla_parse_nested` demands of any nest it parses.
+    pub(crate) fn has_nested_flag(&self) -> bool {
+        self.header().nla_type & bindings::NLA_F_NESTED as u16 != 0
+    }
+
     /// Copies the payload into the start of `buf`; returns the payload
     /// length (which may exceed what was copied).
     pub(crate) fn copy_to(&self, buf: &mut [u8]) -> usize {
