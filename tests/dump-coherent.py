@@ -18,10 +18,7 @@ dump is coherent or flagged (an incoherent dump must be flagged), else 1.
 import base64
 import ipaddress
 import os
-import socket
-import struct
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import genl  # noqa: E402
@@ -62,30 +59,13 @@ def raw_dump(ifname):
     size of our reads sets the size of the next round, within netlink's
     bounds) and with a pause after each read, so that changes have a chance
     to land between the rounds. Returns (payloads, flagged?)."""
-    ctl = genl.open_socket()
-    family = int.from_bytes(genl.resolve_family(ctl, 'wireguard')['FAMILY_ID'], sys.byteorder)
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, genl.NETLINK_GENERIC)
-    sock.bind((0, 0))
+    sock = genl.open_socket()
     sock.settimeout(20)
-    payload = struct.pack('=BBH', genl.WG_CMD_GET_DEVICE, 1, 0) + genl.nla(2, ifname.encode() + b'\0')
+    family = int.from_bytes(genl.resolve_family(sock, 'wireguard')['FAMILY_ID'], sys.byteorder)
     flags = genl.NLM_F_REQUEST | genl.NLM_F_ACK | genl.NLM_F_DUMP
-    sock.send(struct.pack('=IHHII', 16 + len(payload), family, flags, 1, 0) + payload)
-    payloads, intr = [], False
-    while True:
-        data = sock.recv(8192)
-        off = 0
-        while off + 16 <= len(data):
-            mlen, mtype, mflags, _, _ = struct.unpack_from('=IHHII', data, off)
-            body = data[off + 16:off + mlen]
-            off += (mlen + 3) & ~3
-            intr |= bool(mflags & genl.NLM_F_DUMP_INTR)
-            if mtype in (genl.NLMSG_ERROR, genl.NLMSG_DONE):
-                err = -struct.unpack_from('=i', body)[0] if len(body) >= 4 else 0
-                if err:
-                    raise genl.KernelError(err)
-                return payloads, intr
-            payloads.append(body[4:])
-        time.sleep(PAUSE)
+    genl.send_request(sock, family, genl.WG_CMD_GET_DEVICE, flags, genl.nla(2, ifname.encode() + b'\0'))
+    replies = genl.read_replies(sock, flags, bufsize=8192, pause=PAUSE)
+    return [reply[3] for reply in replies], replies.intr
 
 
 def from_raw(ifname):

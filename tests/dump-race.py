@@ -33,7 +33,6 @@ round gets the default message size (NLMSG_GOODSIZE) every time. Exits 0
 unless something failed (2: the setup does not allow the scenario).
 """
 import os
-import socket
 import struct
 import sys
 
@@ -59,34 +58,21 @@ def peers_of(payload):
     return out
 
 
+DUMP_FLAGS = genl.NLM_F_REQUEST | genl.NLM_F_ACK | genl.NLM_F_DUMP
+
+
 def start_dump(family, ifname):
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, genl.NETLINK_GENERIC)
-    sock.bind((0, 0))
+    sock = genl.open_socket()
     sock.settimeout(20)
-    payload = struct.pack('=BBH', genl.WG_CMD_GET_DEVICE, 1, 0) + \
-        genl.nla(WGDEVICE_A_IFNAME, ifname.encode() + b'\0')
-    flags = genl.NLM_F_REQUEST | genl.NLM_F_ACK | genl.NLM_F_DUMP
-    sock.send(struct.pack('=IHHII', 16 + len(payload), family, flags, 1, 0) + payload)
+    genl.send_request(sock, family, genl.WG_CMD_GET_DEVICE, DUMP_FLAGS,
+                      genl.nla(WGDEVICE_A_IFNAME, ifname.encode() + b'\0'))
     return sock
 
 
 def read_dump(sock):
     """([peers_of(message)], flagged?)"""
-    messages, intr = [], False
-    while True:
-        data = sock.recv(1 << 16)
-        off = 0
-        while off + 16 <= len(data):
-            mlen, mtype, mflags, _, _ = struct.unpack_from('=IHHII', data, off)
-            body = data[off + 16:off + mlen]
-            off += (mlen + 3) & ~3
-            intr |= bool(mflags & genl.NLM_F_DUMP_INTR)
-            if mtype in (genl.NLMSG_ERROR, genl.NLMSG_DONE):
-                err = -struct.unpack_from('=i', body)[0] if len(body) >= 4 else 0
-                if err:
-                    raise genl.KernelError(err)
-                return messages, intr
-            messages.append(peers_of(body[4:]))
+    replies = genl.read_replies(sock, DUMP_FLAGS, bufsize=1 << 16)
+    return [peers_of(reply[3]) for reply in replies], replies.intr
 
 
 def show(entries, index):

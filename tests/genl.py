@@ -53,6 +53,7 @@ import errno
 import shlex
 import socket
 import struct
+import time
 import sys
 
 NETLINK_GENERIC = 16
@@ -257,15 +258,19 @@ class Replies(list):
     intr = False
 
 
-def transact(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0):
-    """Send one request; return its Replies. Raises KernelError on an
-    NLMSG_ERROR/NLMSG_DONE error."""
+def send_request(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0, seq=1):
     payload = struct.pack('=BBH', cmd, 1, reserved) + attrs + b'\0' * trailing
-    seq = 1
     sock.send(struct.pack('=IHHII', 16 + len(payload), family, nlflags, seq, 0) + payload)
+
+
+def read_replies(sock, nlflags, seq=1, bufsize=1 << 20, pause=0):
+    """The Replies to the request sent with NLFLAGS and SEQ, read BUFSIZE
+    bytes at a time (which sets the size of a dump's next message) with a
+    pause of PAUSE seconds after each read. Raises KernelError on an
+    NLMSG_ERROR/NLMSG_DONE error."""
     replies = Replies()
     while True:
-        data = sock.recv(1 << 20)
+        data = sock.recv(bufsize)
         off = 0
         while off + 16 <= len(data):
             mlen, mtype, mflags, mseq, _ = struct.unpack_from('=IHHII', data, off)
@@ -291,6 +296,15 @@ def transact(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0):
             replies.append((gcmd, gver, mflags, body[4:]))
             if not (mflags & NLM_F_MULTI) and not (nlflags & NLM_F_ACK):
                 return replies
+        if pause:
+            time.sleep(pause)
+
+
+def transact(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0):
+    """Send one request; return its Replies. Raises KernelError on an
+    NLMSG_ERROR/NLMSG_DONE error."""
+    send_request(sock, family, cmd, nlflags, attrs, reserved, trailing)
+    return read_replies(sock, nlflags)
 
 
 def resolve_family(sock, name):
