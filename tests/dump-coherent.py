@@ -59,9 +59,12 @@ def raw_dump(ifname):
     size of our reads sets the size of the next round, within netlink's
     bounds) and with a pause after each read, so that changes have a chance
     to land between the rounds. Returns (payloads, flagged?)."""
+    family = int.from_bytes(genl.resolve_family(genl.open_socket(), 'wireguard')['FAMILY_ID'],
+                            sys.byteorder)
+    # A socket of its own: netlink sizes a dump's messages by the largest
+    # read the socket has seen, and resolve_family's was large.
     sock = genl.open_socket()
     sock.settimeout(20)
-    family = int.from_bytes(genl.resolve_family(sock, 'wireguard')['FAMILY_ID'], sys.byteorder)
     flags = genl.NLM_F_REQUEST | genl.NLM_F_ACK | genl.NLM_F_DUMP
     genl.send_request(sock, family, genl.WG_CMD_GET_DEVICE, flags, genl.nla(2, ifname.encode() + b'\0'))
     replies = genl.read_replies(sock, flags, bufsize=8192, pause=PAUSE)

@@ -270,7 +270,10 @@ def read_replies(sock, nlflags, seq=1, bufsize=1 << 20, pause=0):
     NLMSG_ERROR/NLMSG_DONE error."""
     replies = Replies()
     while True:
-        data = sock.recv(bufsize)
+        data, _, flags, _ = sock.recvmsg(bufsize)
+        if flags & socket.MSG_TRUNC:
+            # The rest of the message is lost: fail rather than misread.
+            raise SystemExit('genl.py: a reply longer than the %d-byte read' % bufsize)
         off = 0
         while off + 16 <= len(data):
             mlen, mtype, mflags, mseq, _ = struct.unpack_from('=IHHII', data, off)
