@@ -206,3 +206,10 @@ static void wgrs_rcu_reap_work(struct work_struct *work) { wgrs_rcu_reap(); }
 static DECLARE_WORK(wgrs_rcu_reaper, wgrs_rcu_reap_work);
 void wgrs_rcu_reap_schedule(void) { schedule_work(&wgrs_rcu_reaper); }
 void wgrs_rcu_reap_flush(void) { flush_work(&wgrs_rcu_reaper); }
+
+void wgrs_spin_lock_bh(spinlock_t *lock) { spin_lock_bh(lock); }
+void wgrs_spin_unlock_bh(spinlock_t *lock) { spin_unlock_bh(lock); }
+bool wgrs_spin_trylock_bh(spinlock_t *lock) { return spin_trylock_bh(lock); }
+
+u64 wgrs_ktime_get_coarse_boottime_ns(void) { return ktime_get_coarse_boottime_ns(); }
+u64 wgrs_jiffies(void) { return get_jiffies_64(); }

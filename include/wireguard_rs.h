@@ -26,6 +26,8 @@
 #include <linux/refcount.h>
 #include <linux/random.h>
 #include <linux/kthread.h>
+#include <linux/timekeeping.h>
+#include <linux/jiffies.h>
 #include <crypto/curve25519.h>
 #include <crypto/utils.h>
 #include <uapi/linux/wireguard.h>
@@ -40,6 +42,7 @@ const netdev_features_t WGRS_NETIF_F_HIGHDMA = NETIF_F_HIGHDMA;
 const unsigned int WGRS_L1_CACHE_BYTES = L1_CACHE_BYTES;
 const int WGRS_NLA_HDRLEN = NLA_HDRLEN;
 const unsigned int WGRS_NLM_F_MULTI = NLM_F_MULTI;
+const unsigned long WGRS_HZ = HZ;
 
 /* net_device */
 void *wgrs_netdev_priv(const struct net_device *dev);
@@ -106,6 +109,15 @@ u32 wgrs_get_random_u32_below(u32 ceil);
 /* the RcuArc reaper (kapi::rcu) */
 void wgrs_rcu_reap_schedule(void);
 void wgrs_rcu_reap_flush(void);
+
+/* locks */
+void wgrs_spin_lock_bh(spinlock_t *lock);
+void wgrs_spin_unlock_bh(spinlock_t *lock);
+bool wgrs_spin_trylock_bh(spinlock_t *lock);
+
+/* time */
+u64 wgrs_ktime_get_coarse_boottime_ns(void);
+u64 wgrs_jiffies(void);
 
 /* kernel threads */
 struct task_struct *wgrs_kthread_run(int (*fn)(void *), void *data, const char *name);

@@ -15,5 +15,6 @@ pub(crate) mod netdev;
 pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod sync;
+pub(crate) mod time;
 pub(crate) mod uapi;
 pub(crate) mod udp;

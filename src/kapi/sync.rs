@@ -73,3 +73,64 @@ impl<T: Copy> RtnlCell<T> {
         unsafe { *self.0.get() = value };
     }
 }
+
+/// A spinlock that also disables bottom halves (`spin_lock_bh`): for data
+/// shared with softirq context (packet receive, timers, NAPI).
+pub(crate) type SpinLockBh<T> = kernel::sync::lock::Lock<T, SpinLockBhBackend>;
+
+/// A [`SpinLockBh`] guard.
+pub(crate) type SpinLockBhGuard<'a, T> = kernel::sync::lock::Guard<'a, T, SpinLockBhBackend>;
+
+/// Creates a [`SpinLockBh`] initialiser with a lock class of its own (per
+/// call site, as the kernel's `spin_lock_init` does).
+macro_rules! new_spinlock_bh {
+    ($inner:expr $(, $name:literal)? $(,)?) => {
+        $crate::kapi::sync::SpinLockBh::new(
+            $inner,
+            ::kernel::optional_name!($($name)?),
+            ::kernel::static_lock_class!(),
+        )
+    };
+}
+pub(crate) use new_spinlock_bh;
+
+/// The `spin_lock_bh` flavour of the kernel's spinlock backend.
+pub(crate) struct SpinLockBhBackend;
+
+// SAFETY: `lock` and `unlock` are `spin_lock_bh`/`spin_unlock_bh` on an
+// initialised `spinlock_t`, which give mutual exclusion; the state is only
+// touched through these functions.
+unsafe impl kernel::sync::lock::Backend for SpinLockBhBackend {
+    type State = kernel::bindings::spinlock_t;
+    type GuardState = ();
+
+    unsafe fn init(
+        ptr: *mut Self::State,
+        name: *const kernel::ffi::c_char,
+        key: *mut kernel::bindings::lock_class_key,
+    ) {
+        // SAFETY: the caller guarantees `ptr` is valid for writes and `name`
+        // and `key` valid for reads forever.
+        unsafe { kernel::bindings::__spin_lock_init(ptr, name, key) }
+    }
+
+    unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
+        // SAFETY: the caller guarantees `ptr` is an initialised lock.
+        unsafe { bindings::wgrs_spin_lock_bh(ptr.cast()) }
+    }
+
+    unsafe fn unlock(ptr: *mut Self::State, _guard_state: &Self::GuardState) {
+        // SAFETY: the caller guarantees that it holds the lock.
+        unsafe { bindings::wgrs_spin_unlock_bh(ptr.cast()) }
+    }
+
+    unsafe fn try_lock(ptr: *mut Self::State) -> Option<Self::GuardState> {
+        // SAFETY: the caller guarantees `ptr` is an initialised lock.
+        (unsafe { bindings::wgrs_spin_trylock_bh(ptr.cast()) }).then_some(())
+    }
+
+    unsafe fn assert_is_held(ptr: *mut Self::State) {
+        // SAFETY: the caller guarantees `ptr` is an initialised lock.
+        unsafe { kernel::bindings::spin_assert_is_held(ptr) }
+    }
+}
