@@ -213,3 +213,11 @@ bool wgrs_spin_trylock_bh(spinlock_t *lock) { return spin_trylock_bh(lock); }
 
 u64 wgrs_ktime_get_coarse_boottime_ns(void) { return ktime_get_coarse_boottime_ns(); }
 u64 wgrs_jiffies(void) { return get_jiffies_64(); }
+
+void wgrs_blake2s_init(struct blake2s_ctx *ctx, size_t outlen) { blake2s_init(ctx, outlen); }
+void wgrs_blake2s_init_key(struct blake2s_ctx *ctx, size_t outlen, const void *key,
+			   size_t keylen)
+{
+	blake2s_init_key(ctx, outlen, key, keylen);
+}
+

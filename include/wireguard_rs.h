@@ -28,6 +28,9 @@
 #include <linux/kthread.h>
 #include <linux/timekeeping.h>
 #include <linux/jiffies.h>
+#include <linux/siphash.h>
+#include <crypto/blake2s.h>
+#include <crypto/chacha20poly1305.h>
 #include <crypto/curve25519.h>
 #include <crypto/utils.h>
 #include <uapi/linux/wireguard.h>
@@ -118,6 +121,11 @@ bool wgrs_spin_trylock_bh(spinlock_t *lock);
 /* time */
 u64 wgrs_ktime_get_coarse_boottime_ns(void);
 u64 wgrs_jiffies(void);
+
+/* crypto */
+void wgrs_blake2s_init(struct blake2s_ctx *ctx, size_t outlen);
+void wgrs_blake2s_init_key(struct blake2s_ctx *ctx, size_t outlen, const void *key,
+			   size_t keylen);
 
 /* kernel threads */
 struct task_struct *wgrs_kthread_run(int (*fn)(void *), void *data, const char *name);

@@ -10,6 +10,23 @@ pub(crate) fn fill(buf: &mut [u8]) {
     unsafe { bindings::get_random_bytes(buf.as_mut_ptr().cast(), buf.len()) };
 }
 
+/// Fills `buf` with random bytes once the generator is seeded
+/// (`get_random_bytes_wait`): for long-term and ephemeral keys. May sleep,
+/// but only early in boot.
+pub(crate) fn fill_wait(buf: &mut [u8]) {
+    // SAFETY: no preconditions; process context. An interrupted wait
+    // (which workers and netlink handlers do not see) still fills `buf`,
+    // as `get_random_bytes_wait` does.
+    let _ = unsafe { bindings::wait_for_random_bytes() };
+    fill(buf);
+}
+
+/// A uniformly random `u32` (`get_random_u32`).
+pub(crate) fn u32() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { bindings::get_random_u32() }
+}
+
 /// A uniformly random integer in `0..ceil`, or 0 when `ceil` is 0
 /// (`get_random_u32_below`).
 pub(crate) fn below(ceil: u32) -> u32 {
