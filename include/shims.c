@@ -221,3 +221,41 @@ void wgrs_blake2s_init_key(struct blake2s_ctx *ctx, size_t outlen, const void *k
 	blake2s_init_key(ctx, outlen, key, keylen);
 }
 
+/*
+ * rhashtable with runtime parameters: the fast-path inlines take ht->p,
+ * which rhashtable_init() completed (hash function), as they allow.
+ */
+int wgrs_rhashtable_init(struct rhashtable *ht, u16 key_len, u16 key_offset, u16 head_offset)
+{
+	const struct rhashtable_params params = {
+		.key_len = key_len,
+		.key_offset = key_offset,
+		.head_offset = head_offset,
+		.automatic_shrinking = true,
+	};
+
+	return rhashtable_init(ht, &params);
+}
+
+void *wgrs_rhashtable_lookup(struct rhashtable *ht, const void *key)
+{
+	return rhashtable_lookup(ht, key, ht->p);
+}
+
+int wgrs_rhashtable_insert(struct rhashtable *ht, struct rhash_head *obj)
+{
+	return rhashtable_lookup_insert_fast(ht, obj, ht->p);
+}
+
+int wgrs_rhashtable_remove(struct rhashtable *ht, struct rhash_head *obj)
+{
+	return rhashtable_remove_fast(ht, obj, ht->p);
+}
+
+int wgrs_rhashtable_replace(struct rhashtable *ht, struct rhash_head *old, struct rhash_head *new)
+{
+	return rhashtable_replace_fast(ht, old, new, ht->p);
+}
+
+unsigned int wgrs_rhashtable_nelems(struct rhashtable *ht) { return atomic_read(&ht->nelems); }
+

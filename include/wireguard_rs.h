@@ -28,6 +28,7 @@
 #include <linux/kthread.h>
 #include <linux/timekeeping.h>
 #include <linux/jiffies.h>
+#include <linux/rhashtable.h>
 #include <linux/siphash.h>
 #include <crypto/blake2s.h>
 #include <crypto/chacha20poly1305.h>
@@ -126,6 +127,14 @@ u64 wgrs_jiffies(void);
 void wgrs_blake2s_init(struct blake2s_ctx *ctx, size_t outlen);
 void wgrs_blake2s_init_key(struct blake2s_ctx *ctx, size_t outlen, const void *key,
 			   size_t keylen);
+
+/* rhashtable */
+int wgrs_rhashtable_init(struct rhashtable *ht, u16 key_len, u16 key_offset, u16 head_offset);
+void *wgrs_rhashtable_lookup(struct rhashtable *ht, const void *key);
+int wgrs_rhashtable_insert(struct rhashtable *ht, struct rhash_head *obj);
+int wgrs_rhashtable_remove(struct rhashtable *ht, struct rhash_head *obj);
+int wgrs_rhashtable_replace(struct rhashtable *ht, struct rhash_head *old, struct rhash_head *new);
+unsigned int wgrs_rhashtable_nelems(struct rhashtable *ht);
 
 /* kernel threads */
 struct task_struct *wgrs_kthread_run(int (*fn)(void *), void *data, const char *name);

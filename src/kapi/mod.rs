@@ -14,6 +14,7 @@ pub(crate) mod kthread;
 pub(crate) mod netdev;
 pub(crate) mod random;
 pub(crate) mod rcu;
+pub(crate) mod rhashtable;
 pub(crate) mod sync;
 pub(crate) mod time;
 pub(crate) mod uapi;

@@ -189,6 +189,40 @@ impl<T: Send + Sync> RcuArc<T> {
         ManuallyDrop::new(this).ptr.as_ptr()
     }
 
+    /// Gives up this reference without dropping it, as a pointer to the
+    /// value (for C containers that link objects, see `kapi::rhashtable`);
+    /// see [`RcuArc::from_value_ptr`].
+    pub(super) fn into_value_ptr(this: Self) -> NonNull<T> {
+        let inner = Self::into_raw(this);
+        // SAFETY: `inner` points to a live `Inner<T>` (our count keeps it).
+        unsafe { NonNull::new_unchecked(ptr::addr_of_mut!((*inner).value)) }
+    }
+
+    /// Takes over a counted reference given up by [`RcuArc::into_value_ptr`].
+    ///
+    /// # Safety
+    ///
+    /// `value` must come from [`RcuArc::into_value_ptr`] for this `T`, and
+    /// its count must be given up by the caller.
+    pub(super) unsafe fn from_value_ptr(value: NonNull<T>) -> Self {
+        let offset = core::mem::offset_of!(Inner<T>, value);
+        // SAFETY: `value` is the `value` field of an `Inner<T>` allocation
+        // (the function's contract), `offset` bytes into it.
+        let inner = unsafe { value.byte_sub(offset) }.cast::<Inner<T>>();
+        // SAFETY: the caller hands over the count of this reference.
+        unsafe { Self::from_raw(inner) }
+    }
+
+    /// Whether `a` and `b` refer to the same object.
+    pub(crate) fn ptr_eq(a: &Self, b: &Self) -> bool {
+        a.ptr == b.ptr
+    }
+
+    /// Whether `this` refers to the object `value` (compares addresses).
+    pub(crate) fn is(this: &Self, value: &T) -> bool {
+        ptr::eq(&**this, value)
+    }
+
     /// Takes over a counted reference.
     ///
     /// # Safety
