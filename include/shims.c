@@ -259,3 +259,21 @@ int wgrs_rhashtable_replace(struct rhashtable *ht, struct rhash_head *old, struc
 
 unsigned int wgrs_rhashtable_nelems(struct rhashtable *ht) { return atomic_read(&ht->nelems); }
 
+void wgrs_init_deferrable_work(struct delayed_work *dwork, work_func_t fn)
+{
+	INIT_DEFERRABLE_WORK(dwork, fn);
+}
+
+bool wgrs_queue_power_efficient_delayed_work(struct delayed_work *dwork, unsigned long delay)
+{
+	return queue_delayed_work(system_power_efficient_wq, dwork, delay);
+}
+
+struct delayed_work *wgrs_to_delayed_work(struct work_struct *work) { return to_delayed_work(work); }
+
+/* Serialises creation and destruction of kapi::global instances. */
+static DEFINE_MUTEX(wgrs_global_mutex);
+void wgrs_global_lock(void) { mutex_lock(&wgrs_global_mutex); }
+void wgrs_global_unlock(void) { mutex_unlock(&wgrs_global_mutex); }
+
+unsigned long wgrs_totalram_pages(void) { return totalram_pages(); }

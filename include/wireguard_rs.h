@@ -30,6 +30,8 @@
 #include <linux/jiffies.h>
 #include <linux/rhashtable.h>
 #include <linux/siphash.h>
+#include <linux/workqueue.h>
+#include <linux/mm.h>
 #include <crypto/blake2s.h>
 #include <crypto/chacha20poly1305.h>
 #include <crypto/curve25519.h>
@@ -47,6 +49,7 @@ const unsigned int WGRS_L1_CACHE_BYTES = L1_CACHE_BYTES;
 const int WGRS_NLA_HDRLEN = NLA_HDRLEN;
 const unsigned int WGRS_NLM_F_MULTI = NLM_F_MULTI;
 const unsigned long WGRS_HZ = HZ;
+const unsigned long WGRS_PAGE_SIZE = PAGE_SIZE;
 
 /* net_device */
 void *wgrs_netdev_priv(const struct net_device *dev);
@@ -135,6 +138,14 @@ int wgrs_rhashtable_insert(struct rhashtable *ht, struct rhash_head *obj);
 int wgrs_rhashtable_remove(struct rhashtable *ht, struct rhash_head *obj);
 int wgrs_rhashtable_replace(struct rhashtable *ht, struct rhash_head *old, struct rhash_head *new);
 unsigned int wgrs_rhashtable_nelems(struct rhashtable *ht);
+
+/* work items, global state, memory */
+void wgrs_init_deferrable_work(struct delayed_work *dwork, work_func_t fn);
+bool wgrs_queue_power_efficient_delayed_work(struct delayed_work *dwork, unsigned long delay);
+struct delayed_work *wgrs_to_delayed_work(struct work_struct *work);
+void wgrs_global_lock(void);
+void wgrs_global_unlock(void);
+unsigned long wgrs_totalram_pages(void);
 
 /* kernel threads */
 struct task_struct *wgrs_kthread_run(int (*fn)(void *), void *data, const char *name);

@@ -10,8 +10,11 @@
 pub(crate) mod bindings;
 pub(crate) mod crypto;
 pub(crate) mod genl;
+pub(crate) mod global;
 pub(crate) mod kthread;
+pub(crate) mod mm;
 pub(crate) mod netdev;
+pub(crate) mod periodic;
 pub(crate) mod random;
 pub(crate) mod rcu;
 pub(crate) mod rhashtable;
