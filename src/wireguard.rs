@@ -8,11 +8,14 @@
 //!
 //! - [`device`]: the net_device and its rtnl link kind;
 //! - [`netlink`]: the "wireguard" generic netlink family;
-//! - [`noise`]: the static identity (and later the Noise handshake);
+//! - [`noise`]: the Noise_IKpsk2 handshake, keypairs and the replay window;
+//! - [`cookie`]: mac1, mac2 and cookie replies;
+//! - [`ratelimiter`]: the handshake ratelimiter shared by all devices;
+//! - [`peerlookup`]: the index and public-key tables;
 //! - [`peer`]: peers, by public key and in creation order;
 //! - [`socket`]: the UDP sockets;
 //! - [`allowedips`]: the allowed-IPs trie, which maps addresses to peers;
-//! - [`messages`]: protocol constants;
+//! - [`messages`]: the wire format and protocol constants;
 //! - [`selftest`]: in-kernel self-tests, run at load with `run_selftests=1`.
 //!
 //! All FFI and `unsafe` code lives in [`kapi`]; the rest is safe Rust.
@@ -21,6 +24,8 @@ mod kapi;
 
 #[deny(unsafe_code)]
 mod allowedips;
+#[deny(unsafe_code)]
+mod cookie;
 #[deny(unsafe_code)]
 mod device;
 #[deny(unsafe_code)]
@@ -31,6 +36,10 @@ mod netlink;
 mod noise;
 #[deny(unsafe_code)]
 mod peer;
+#[deny(unsafe_code)]
+mod peerlookup;
+#[deny(unsafe_code)]
+mod ratelimiter;
 #[deny(unsafe_code)]
 mod selftest;
 #[deny(unsafe_code)]
