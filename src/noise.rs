@@ -106,7 +106,7 @@ static KEYPAIR_COUNTER: Atomic<u64> = Atomic::new(0);
 
 /// The device's static key pair, as handshakes see it: immutable, replaced
 /// whole when the private key changes.
-pub(crate) struct StaticKeys {
+struct StaticKeys {
     private: Secret<KEY_LEN>,
     public: [u8; KEY_LEN],
 }
@@ -299,7 +299,7 @@ impl SymmetricState {
 
 /// A peer's handshake in progress (upstream `struct noise_handshake`),
 /// behind [`PeerNoise`]'s mutex.
-pub(crate) struct Handshake {
+struct Handshake {
     state: HandshakeState,
     /// When we last accepted an initiation (for the flood rule).
     last_initiation_consumption: u64,
@@ -336,7 +336,7 @@ impl Handshake {
         }
     }
 
-    pub(crate) fn state(&self) -> HandshakeState {
+    fn state(&self) -> HandshakeState {
         self.state
     }
 
@@ -967,7 +967,9 @@ impl<P: NoisePeer> Keypair<P> {
 
 /// A peer's sessions (upstream `struct noise_keypairs`): `current` sends,
 /// all three receive. Readers load the slots under RCU from any context;
-/// writers rotate them under a BH spinlock.
+/// writers rotate them under a BH spinlock. Keypairs hold their peer, so
+/// removing a peer must [`Keypairs::clear`] them (after marking it dead and
+/// waiting for a grace period), or the two keep each other alive.
 #[pin_data]
 pub(crate) struct Keypairs<P: NoisePeer> {
     current: RcuPtr<Keypair<P>>,

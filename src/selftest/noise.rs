@@ -8,6 +8,7 @@
 //! under load, and a handshake from fixed keys compared byte for byte with
 //! vectors from an independent implementation (`tests/noise-vectors.py`).
 
+use super::{check, Outcome};
 use crate::cookie::{self, MacState, SourceAddr};
 use crate::kapi::{
     crypto::{self, Secret, KEY_LEN},
@@ -70,16 +71,6 @@ impl NoisePeer for TestPeer {
 
     fn is_dead(&self) -> bool {
         self.dead.load(Relaxed)
-    }
-}
-
-pub(super) type Outcome = core::result::Result<(), &'static str>;
-
-pub(super) fn check(ok: bool, what: &'static str) -> Outcome {
-    if ok {
-        Ok(())
-    } else {
-        Err(what)
     }
 }
 
@@ -577,17 +568,7 @@ pub(crate) fn selftest() -> bool {
         ("refusal", refusals),
         ("cookie", cookies),
     ] {
-        match test() {
-            Ok(Ok(())) => {}
-            Ok(Err(what)) => {
-                pr_err!("noise {} self-test: FAIL ({})\n", name, what);
-                success = false;
-            }
-            Err(_) => {
-                pr_err!("noise {} self-test malloc: FAIL\n", name);
-                success = false;
-            }
-        }
+        success &= super::report(format_args!("noise {}", name), test());
     }
     if success {
         pr_info!("noise self-tests: pass\n");

@@ -6,7 +6,8 @@
 //! stable entries while this one inserts and removes thousands of others
 //! (which makes the table grow and shrink under them).
 
-use super::noise::{check, Outcome, Pair, TestPeer};
+use super::noise::{Pair, TestPeer};
+use super::{check, Outcome};
 use crate::kapi::{kthread, random, rcu, rcu::RcuArc};
 use crate::noise::NoisePeer;
 use crate::peerlookup::{IndexEntry, IndexTable};
@@ -84,18 +85,9 @@ pub(crate) fn selftest() -> bool {
         };
         Ok(outcome.and(pair.teardown()))
     });
-    match outcome {
-        Ok(Ok(())) => {
-            pr_info!("peer lookup self-tests: pass\n");
-            true
-        }
-        Ok(Err(what)) => {
-            pr_err!("peer lookup self-test: FAIL ({})\n", what);
-            false
-        }
-        Err(_) => {
-            pr_err!("peer lookup self-test malloc: FAIL\n");
-            false
-        }
+    let success = super::report(format_args!("peer lookup"), outcome);
+    if success {
+        pr_info!("peer lookup self-tests: pass\n");
     }
+    success
 }
