@@ -387,12 +387,10 @@ pub(crate) struct HsiphashKey(bindings::hsiphash_key_t);
 
 impl HsiphashKey {
     pub(crate) fn random() -> Self {
-        let mut bytes = [0u8; core::mem::size_of::<bindings::hsiphash_key_t>()];
-        random::fill(&mut bytes);
         let mut key: bindings::hsiphash_key_t = pin_init::zeroed();
-        for (word, chunk) in key.key.iter_mut().zip(bytes.chunks_exact(core::mem::size_of::<usize>())) {
+        for word in key.key.iter_mut() {
             let mut w = [0u8; core::mem::size_of::<usize>()];
-            w.copy_from_slice(chunk);
+            random::fill(&mut w);
             *word = usize::from_ne_bytes(w) as _;
         }
         HsiphashKey(key)

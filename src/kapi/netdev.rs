@@ -21,12 +21,16 @@
 
 use super::bindings;
 use super::sync::Rtnl;
+use super::skb::SkBuff;
 use super::udp::TunnelNet;
 use core::{ffi::CStr, fmt, marker::PhantomData, ops::Deref, ptr, ptr::NonNull};
 use kernel::{
     error::from_result,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Completion,
+    },
     types::Opaque,
 };
 
@@ -120,7 +124,7 @@ impl NetDevice {
         unsafe { &*ptr.cast() }
     }
 
-    fn as_ptr(&self) -> *mut bindings::net_device {
+    pub(super) fn as_ptr(&self) -> *mut bindings::net_device {
         self.0.get()
     }
 
@@ -153,10 +157,113 @@ impl NetDevice {
         unsafe { bindings::wgrs_netdev_tunnel_inet_conf(self.as_ptr()) };
     }
 
-    /// Counts a packet the device failed to transmit.
-    pub(crate) fn count_tx_error(&self) {
-        // SAFETY: `self` is a live device; the counter is atomic.
-        unsafe { bindings::wgrs_netdev_tx_error(self.as_ptr()) };
+    /// A number that identifies the device's namespace for its lifetime
+    /// (`net->net_cookie`), never reused.
+    pub(crate) fn net_cookie(&self) -> u64 {
+        // SAFETY: `self` is a live device, in a live namespace.
+        unsafe { bindings::wgrs_netdev_net_cookie(self.as_ptr()) }
+    }
+
+    /// Tells the stack the link is down (`netif_carrier_off`).
+    pub(crate) fn carrier_off(&self) {
+        // SAFETY: `self` is a live device.
+        unsafe { bindings::netif_carrier_off(self.as_ptr()) }
+    }
+
+    /// The device's MTU.
+    pub(crate) fn mtu(&self) -> u32 {
+        // SAFETY: `self` is a live device; a racy read, as in C.
+        unsafe { bindings::wgrs_netdev_mtu(self.as_ptr()) }
+    }
+
+    /// Counts an error or a drop in the device's statistics.
+    pub(crate) fn count(&self, stat: Stat, n: u64) {
+        // SAFETY: `self` is a live device; the counters are atomic.
+        unsafe { bindings::wgrs_netdev_count(self.as_ptr(), stat as u32, n) };
+    }
+
+    /// Counts a packet of `len` bytes received (the per-CPU counters; BH
+    /// must be off, as in every receive path).
+    pub(crate) fn count_rx(&self, len: usize) {
+        // SAFETY: `self` is a live device with per-CPU statistics.
+        unsafe { bindings::wgrs_netdev_rx_add(self.as_ptr(), len as u32) };
+    }
+}
+
+/// Device statistics that are counted one by one (`DEV_STATS_ADD`).
+#[derive(Clone, Copy)]
+pub(crate) enum Stat {
+    TxErrors = 0,
+    TxDropped = 1,
+    RxErrors = 2,
+    RxFrameErrors = 3,
+    RxLengthErrors = 4,
+}
+
+/// How many [`DeviceLink`]s a device has, and the destructor's wait for
+/// the last one.
+#[repr(C)]
+struct LinkCount {
+    /// Links, plus one held by the device itself until its destructor.
+    count: Atomic<i64>,
+    gone: Completion,
+}
+
+/// A counted reference to a device for the data plane: the device's
+/// destructor waits until none is left before the device's memory can go.
+/// Unlike the device reference count (`dev_hold`), links do not keep a
+/// device registered: the device can be deleted, and its state torn down,
+/// while links exist. A link gives access to the parts of the device that
+/// outlive its state: the `net_device` and its [`TunnelNet`].
+///
+/// # Invariants
+///
+/// `count` belongs to the device `dev`, whose `TunnelNet` is `net`, and
+/// counts this link; the device's destructor does not finish before the
+/// count drops to zero.
+pub(crate) struct DeviceLink {
+    dev: NonNull<bindings::net_device>,
+    net: NonNull<TunnelNet>,
+    count: NonNull<LinkCount>,
+}
+
+// SAFETY: the referenced parts are `Sync` (atomic counters, `TunnelNet`)
+// or used through thread-safe C APIs (`net_device`).
+unsafe impl Send for DeviceLink {}
+// SAFETY: as above.
+unsafe impl Sync for DeviceLink {}
+
+impl DeviceLink {
+    pub(crate) fn netdev(&self) -> &NetDevice {
+        // SAFETY: by the type invariant the device lives as long as we do.
+        unsafe { NetDevice::from_raw(self.dev.as_ptr()) }
+    }
+
+    /// The device's creating namespace and its sockets there.
+    pub(crate) fn tunnel_net(&self) -> &TunnelNet {
+        // SAFETY: as above; the `TunnelNet` is dropped after the wait.
+        unsafe { self.net.as_ref() }
+    }
+}
+
+impl Clone for DeviceLink {
+    fn clone(&self) -> Self {
+        // SAFETY: by the type invariant the count is alive.
+        unsafe { self.count.as_ref() }.count.fetch_add(1, Relaxed);
+        // INVARIANT: counted just above.
+        DeviceLink { dev: self.dev, net: self.net, count: self.count }
+    }
+}
+
+impl Drop for DeviceLink {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the count is alive until it is zero;
+        // after our decrement we only touch it if we made it zero, and the
+        // destructor waits for `complete_all` to have been called.
+        let count = unsafe { self.count.as_ref() };
+        if count.count.fetch_sub(1, Release) == 1 {
+            count.gone.complete_all();
+        }
     }
 }
 
@@ -189,16 +296,6 @@ impl SetupDevice<'_> {
     }
 }
 
-/// An owned socket buffer; freed when dropped.
-pub(crate) struct SkBuff(NonNull<bindings::sk_buff>);
-
-impl Drop for SkBuff {
-    fn drop(&mut self) {
-        // SAFETY: we own the buffer.
-        unsafe { bindings::wgrs_kfree_skb(self.0.as_ptr()) };
-    }
-}
-
 /// The behaviour of a link kind; implemented by its per-device state.
 pub(crate) trait LinkOps: Send + Sync + Sized + 'static {
     /// The kind's name, as in `ip link add ... type KIND`.
@@ -210,8 +307,9 @@ pub(crate) trait LinkOps: Send + Sync + Sized + 'static {
     /// Sets the constant properties of a new device.
     fn setup(dev: &mut SetupDevice<'_>);
 
-    /// Initialises the state of a device about to be registered.
-    fn new(dev: &NetDevice) -> impl PinInit<Self, Error>;
+    /// Initialises the state of a device about to be registered; `link` is
+    /// the first link to it, for the data plane.
+    fn new(dev: &NetDevice, link: DeviceLink) -> impl PinInit<Self, Error>;
 
     /// The device was registered.
     fn registered(&self, dev: &NetDevice);
@@ -228,6 +326,9 @@ pub(crate) trait LinkOps: Send + Sync + Sized + 'static {
 
     /// Transmits (or consumes) a packet.
     fn xmit(&self, dev: &NetDevice, skb: SkBuff);
+
+    /// Receives a datagram from one of the device's UDP sockets (softirq).
+    fn receive(&self, dev: &NetDevice, skb: SkBuff);
 
     /// The namespace the device was created in has exited; its sockets there
     /// are already closed.
@@ -251,6 +352,7 @@ struct Private<T> {
     net: TunnelNet,
     /// Whether `LinkOps::registered` ran, so that `destroyed` pairs with it.
     announced: Atomic<bool>,
+    links: LinkCount,
     data: T,
 }
 
@@ -269,6 +371,26 @@ impl<T: LinkOps> Private<T> {
         // SAFETY: the device outlives its private area.
         unsafe { NetDevice::from_raw(self.dev) }
     }
+
+    /// Drops the state, waits until no link is left, then drops the rest.
+    ///
+    /// # Safety
+    ///
+    /// `this` must be fully initialised and not used by anyone else, now or
+    /// later, except through the links that are waited for.
+    unsafe fn destroy(this: *mut Private<T>) {
+        // SAFETY: per the function's contract; links only reach the device
+        // and `net`, which are dropped after the wait.
+        unsafe {
+            ptr::drop_in_place(ptr::addr_of_mut!((*this).data));
+            let links = &(*this).links;
+            if links.count.fetch_sub(1, Acquire) != 1 {
+                links.gone.wait_for_completion();
+            }
+            ptr::drop_in_place(ptr::addr_of_mut!((*this).net));
+            ptr::drop_in_place(ptr::addr_of_mut!((*this).links));
+        }
+    }
 }
 
 /// A registered (or registrable) link kind with devices of state `T`.
@@ -279,6 +401,9 @@ pub(crate) struct LinkKind<T: LinkOps> {
     /// Every device of the kind, linked through `Private::node`; under RTNL.
     devices: Opaque<bindings::list_head>,
     registered: kernel::sync::atomic::Atomic<bool>,
+    /// Set once `devices` is initialised; an empty list stays valid after
+    /// the kind is unregistered.
+    devices_ready: kernel::sync::atomic::Atomic<bool>,
     _state: PhantomData<T>,
 }
 
@@ -309,6 +434,7 @@ impl<T: LinkOps> LinkKind<T> {
             devtype: Opaque::zeroed(),
             devices: Opaque::zeroed(),
             registered: kernel::sync::atomic::Atomic::new(false),
+            devices_ready: kernel::sync::atomic::Atomic::new(false),
             _state: PhantomData,
         }
     }
@@ -330,8 +456,11 @@ impl<T: LinkOps> LinkKind<T> {
             ops.newlink = Some(newlink_callback::<T>);
             (*self.devtype.get()).name = T::KIND.as_ptr().cast();
             (*self.pernet.get()).exit_rtnl = Some(exit_rtnl_callback::<T>);
-            bindings::wgrs_list_init(self.devices.get());
+            if !self.devices_ready.load(Relaxed) {
+                bindings::wgrs_list_init(self.devices.get());
+            }
         }
+        self.devices_ready.store(true, kernel::sync::atomic::Release);
         // SAFETY: `pernet` is fully set up and static.
         let ret = unsafe { bindings::register_pernet_device(self.pernet.get()) };
         if ret < 0 {
@@ -372,6 +501,33 @@ impl<T: LinkOps> LinkKind<T> {
             return Err(LookupError::OtherKind);
         }
         Ok(found)
+    }
+}
+
+impl<T: LinkOps> LinkKind<T> {
+    /// Calls `f` on every device of the kind, in every namespace, that is
+    /// between `ndo_init` and `ndo_uninit`.
+    pub(crate) fn for_each(&'static self, rtnl: &Rtnl, mut f: impl FnMut(&T, &NetDevice)) {
+        self.for_each_private(rtnl, |private| f(&private.data, private.netdev()));
+    }
+
+    fn for_each_private(&'static self, _rtnl: &Rtnl, mut f: impl FnMut(&Private<T>)) {
+        if !self.devices_ready.load(kernel::sync::atomic::Acquire) {
+            return;
+        }
+        let head = self.devices.get();
+        // SAFETY: the list is initialised (checked above) and changes only
+        // under RTNL, which we hold.
+        let mut node = unsafe { (*head).next };
+        while node != head {
+            // SAFETY: every entry is the first field of a `Private<T>`
+            // (`repr(C)`) between `ndo_init` and `ndo_uninit`, hence with live
+            // state; entries leave the list only under RTNL.
+            let private = unsafe { &*node.cast::<Private<T>>() };
+            f(private);
+            // SAFETY: as above.
+            node = unsafe { (*node).next };
+        }
     }
 }
 
@@ -473,14 +629,32 @@ unsafe extern "C" fn newlink_callback<T: LinkOps>(
         // SAFETY: `private` is valid for writes and pinned in the device.
         // `link_net` is alive (RTNL is held), and `ndo_uninit` or the pernet
         // exit detaches the `TunnelNet` before it goes, under RTNL.
-        unsafe {
+        let link = unsafe {
             ptr::addr_of_mut!((*private).dev).write(dev);
-            ptr::addr_of_mut!((*private).net).write(TunnelNet::new(link_net));
+            ptr::addr_of_mut!((*private).net).write(TunnelNet::new(link_net, receive_hook::<T>));
             ptr::addr_of_mut!((*private).announced).write(Atomic::new(false));
+            ptr::addr_of_mut!((*private).links.count).write(Atomic::new(2));
+            let Ok(()) = Completion::new().__init(ptr::addr_of_mut!((*private).links.gone));
             bindings::wgrs_list_init((*private).node.get());
-            // Should this fail, nothing is initialised and nothing armed: the
-            // core frees the device (`TunnelNet` has nothing to drop yet).
-            T::new(netdev).__init(ptr::addr_of_mut!((*private).data))?;
+            // INVARIANT: counted (the 2 above: the device's own and this),
+            // and every path that frees the device waits (`destroy`).
+            DeviceLink {
+                dev: NonNull::new_unchecked(dev),
+                net: NonNull::new_unchecked(ptr::addr_of_mut!((*private).net)),
+                count: NonNull::new_unchecked(ptr::addr_of_mut!((*private).links)),
+            }
+        };
+        // SAFETY: `data` is valid for writes and pinned. Should this fail,
+        // nothing is armed, `link` is gone with the initialiser, and the
+        // core frees the device after we drop the rest.
+        if let Err(err) = unsafe { T::new(netdev, link).__init(ptr::addr_of_mut!((*private).data)) } {
+            // SAFETY: all but `data` is initialised; no link is left (`link`
+            // went with the failed initialiser), so the count is ours.
+            unsafe {
+                ptr::drop_in_place(ptr::addr_of_mut!((*private).net));
+                ptr::drop_in_place(ptr::addr_of_mut!((*private).links));
+            }
+            return Err(err);
         }
         // SAFETY: the device is set up and its state initialised.
         let ret = unsafe { bindings::register_netdevice(dev) };
@@ -491,7 +665,7 @@ unsafe extern "C" fn newlink_callback<T: LinkOps>(
             // SAFETY: `dev` is live; then, as the comment says.
             unsafe {
                 if !bindings::wgrs_netdev_has_destructor(dev) {
-                    ptr::drop_in_place(private);
+                    Private::destroy(private);
                 }
             }
             return Err(Error::from_errno(ret));
@@ -516,8 +690,24 @@ unsafe extern "C" fn destructor_callback<T: LinkOps>(dev: *mut bindings::net_dev
     if private.announced.load(Relaxed) {
         private.data.destroyed(private.netdev());
     }
-    // SAFETY: as above; nothing references the state any more.
-    unsafe { ptr::drop_in_place(ptr::from_ref(private).cast_mut()) };
+    // SAFETY: as above; nothing references the state any more, and the
+    // core frees the device only after we return.
+    unsafe { Private::destroy(ptr::from_ref(private).cast_mut()) };
+}
+
+/// The receive hook of `T`'s sockets: finds the device from its `TunnelNet`.
+///
+/// # Safety
+///
+/// `net` must be the `net` of a `Private<T>` whose state is live; the
+/// sockets that call this are closed before the state goes.
+unsafe fn receive_hook<T: LinkOps>(net: &TunnelNet, skb: SkBuff) {
+    // SAFETY: per the function's contract, `net` sits at `offset_of!(net)`
+    // in a `Private<T>` (`repr(C)`), whose state is initialised.
+    let private = unsafe {
+        &*ptr::from_ref(net).cast::<u8>().sub(core::mem::offset_of!(Private<T>, net)).cast::<Private<T>>()
+    };
+    private.data.receive(private.netdev(), skb);
 }
 
 unsafe extern "C" fn exit_rtnl_callback<T: LinkOps>(
@@ -526,21 +716,12 @@ unsafe extern "C" fn exit_rtnl_callback<T: LinkOps>(
 ) {
     // SAFETY: pernet exit_rtnl callbacks run with RTNL held.
     let rtnl = unsafe { Rtnl::assume_held() };
-    let head = T::kind().devices.get();
-    // SAFETY: the list is initialised at registration and under RTNL.
-    let mut node = unsafe { (*head).next };
-    while node != head {
-        // SAFETY: every entry is the first field of a `Private<T>` (`repr(C)`)
-        // between `ndo_init` and `ndo_uninit`, hence with live state; entries
-        // leave the list only under RTNL.
-        let private = unsafe { &*node.cast::<Private<T>>() };
+    T::kind().for_each_private(&rtnl, |private| {
         if private.net.is(&rtnl, net) {
             private.net.detach(&rtnl);
             private.data.creating_net_exit(private.netdev(), &rtnl);
         }
-        // SAFETY: as above.
-        node = unsafe { (*node).next };
-    }
+    });
 }
 
 /// Adapts the kernel's `net_device_ops` to [`LinkOps`].
@@ -610,8 +791,16 @@ impl<T: LinkOps> NetDeviceOps<T> {
         let private = unsafe { Private::<T>::of(dev) };
         // The core hands us a non-NULL buffer we now own.
         if let Some(skb) = NonNull::new(skb) {
-            private.data.xmit(private.netdev(), SkBuff(skb));
+            // SAFETY: as the comment says.
+            private.data.xmit(private.netdev(), unsafe { SkBuff::from_raw(skb) });
         }
         bindings::NETDEV_TX_OK as bindings::netdev_tx_t
     }
+}
+
+/// Whether a rate-limited network message may be printed now
+/// (`net_ratelimit`, shared by the whole networking stack).
+pub(crate) fn net_ratelimit() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { bindings::net_ratelimit() != 0 }
 }

@@ -36,3 +36,10 @@ pub(crate) fn below(ceil: u32) -> u32 {
     // SAFETY: no preconditions beyond a non-zero bound.
     unsafe { bindings::wgrs_get_random_u32_below(ceil) }
 }
+
+/// Whether the random number generator has been seeded: keys made before
+/// would be predictable (`rng_is_initialized`).
+pub(crate) fn is_initialized() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { bindings::wgrs_rng_is_initialized() }
+}

@@ -184,6 +184,44 @@ impl<T: Send + Sync> RcuArc<T> {
         Ok(RcuArc { ptr: NonNull::from(KBox::leak(inner)), _owns: PhantomData })
     }
 
+    /// Gives up this reference as an untyped pointer, for storing it where
+    /// only a pointer fits (a packet's control block).
+    pub(super) fn into_erased(this: Self) -> NonNull<core::ffi::c_void> {
+        ManuallyDrop::new(this).ptr.cast()
+    }
+
+    /// Takes back a reference given up with [`Self::into_erased`].
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `into_erased` of an `RcuArc<T>`, and the caller
+    /// gives up that count.
+    pub(super) unsafe fn from_erased(ptr: NonNull<core::ffi::c_void>) -> Self {
+        // SAFETY: per the function's contract.
+        unsafe { Self::from_raw(ptr.cast()) }
+    }
+
+    /// The object behind an erased reference.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `into_erased` of an `RcuArc<T>` whose count
+    /// stays given up (not taken back) for `'a`.
+    pub(super) unsafe fn borrow_erased<'a>(ptr: NonNull<core::ffi::c_void>) -> &'a T {
+        // SAFETY: the count keeps the object alive for `'a`.
+        unsafe { &(*ptr.cast::<Inner<T>>().as_ptr()).value }
+    }
+
+    /// Whether `field` lies inside this object: a callback primitive
+    /// embedded in `T` checks that the reference it is armed with is the
+    /// object it lives in, so that the reference it keeps keeps it alive.
+    pub(super) fn contains<U>(&self, field: &U) -> bool {
+        let start = self.ptr.as_ptr() as usize;
+        let end = start + size_of::<Inner<T>>();
+        let field = ptr::from_ref(field) as usize;
+        field >= start && field + size_of::<U>() <= end
+    }
+
     /// Gives up this reference without dropping it; see [`RcuArc::from_raw`].
     fn into_raw(this: Self) -> *mut Inner<T> {
         ManuallyDrop::new(this).ptr.as_ptr()
@@ -333,7 +371,21 @@ unsafe impl<T: Send + Sync> Send for RcuPtr<T> {}
 // Sync`.
 unsafe impl<T: Send + Sync> Sync for RcuPtr<T> {}
 
+/// Waits for a grace period of the networking kind (`synchronize_net`):
+/// every read-side critical section that started before has ended. May
+/// sleep.
+pub(crate) fn synchronize_net() {
+    // SAFETY: process context, as every caller (netlink, workers).
+    unsafe { bindings::synchronize_net() }
+}
+
 impl<T: Send + Sync> RcuPtr<T> {
+    /// A slot holding `value`.
+    pub(crate) fn new(value: RcuArc<T>) -> Self {
+        // INVARIANT: the slot takes over `value`'s count.
+        RcuPtr { ptr: Atomic::new(RcuArc::into_raw(value)), _owns: PhantomData }
+    }
+
     /// An empty slot (`RCU_INITIALIZER(NULL)`).
     pub(crate) const fn null() -> Self {
         // INVARIANT: null.
@@ -416,6 +468,15 @@ impl<T: Send + Sync> Drop for RcuPtr<T> {
 /// module struct.
 pub(crate) struct Barrier(());
 
+/// Waits until what was dropped before the call is freed, except what those
+/// frees release in turn (`rcu_barrier`, then the reaper). Process context;
+/// sleeps.
+pub(crate) fn barrier() {
+    kernel::sync::rcu::rcu_barrier();
+    // SAFETY: process context, as documented.
+    unsafe { bindings::wgrs_rcu_reap_flush() };
+}
+
 impl Barrier {
     pub(crate) fn new() -> Self {
         Barrier(())
@@ -429,9 +490,7 @@ impl Drop for Barrier {
             // callback or reaper run that may still be returning was queued
             // before the barriers below, which wait for it.
             let idle = PENDING.load(Acquire) == 0;
-            kernel::sync::rcu::rcu_barrier();
-            // SAFETY: process context (module unload).
-            unsafe { bindings::wgrs_rcu_reap_flush() };
+            barrier();
             if idle {
                 break;
             }

@@ -15,12 +15,14 @@
 //! (`kapi::netdev`).
 
 use super::bindings;
-use super::netdev::{Capability, Net};
+use super::netdev::{Capability, Net, NetDevice};
+use super::skb::SkBuff;
 use super::sync::{Rtnl, RtnlCell};
 use core::{marker::PhantomData, ptr, ptr::NonNull};
 use kernel::{
     prelude::*,
-    sync::atomic::{Atomic, Full},
+    sync::atomic::{Acquire, Atomic, Full},
+    types::Opaque,
 };
 
 /// An address family of a socket.
@@ -38,8 +40,6 @@ pub(crate) fn ipv6_enabled() -> bool {
 
 /// An owned UDP tunnel socket on the wildcard address; released when dropped.
 ///
-/// Received datagrams are dropped for now: the data plane will receive them.
-///
 /// # Invariants
 ///
 /// `sk` is a socket created by `wgrs_udp_tunnel_sock_create` that we own, in
@@ -49,13 +49,15 @@ struct UdpTunnelSocket {
 }
 
 impl UdpTunnelSocket {
-    /// Binds to `port` (0: any free port) in `net`.
+    /// Binds to `port` (0: any free port) in `net`; datagrams go to
+    /// `owner`'s receive hook.
     ///
     /// # Safety
     ///
     /// `net` must be alive, and the socket must be dropped before `net` is
-    /// dismantled: before the pernet exit of the owning link kind returns.
-    unsafe fn bind(net: &Net, family: Family, port: u16) -> Result<Self> {
+    /// dismantled (before the pernet exit of the owning link kind returns)
+    /// and before `owner` is.
+    unsafe fn bind(net: &Net, owner: &TunnelNet, family: Family, port: u16) -> Result<Self> {
         let family = match family {
             Family::V4 => bindings::AF_INET,
             Family::V6 => bindings::AF_INET6,
@@ -67,7 +69,8 @@ impl UdpTunnelSocket {
                 net.as_ptr(),
                 family as i32,
                 port,
-                Some(discard),
+                Some(encap_receive),
+                ptr::from_ref(owner).cast_mut().cast(),
                 &mut sk,
             )
         })?;
@@ -96,15 +99,33 @@ impl UdpTunnelSocket {
 impl Drop for UdpTunnelSocket {
     fn drop(&mut self) {
         // SAFETY: by the type invariant we own the socket and its namespace
-        // is alive; nothing else refers to it (no `sk_user_data` is set).
+        // and owner are alive. Releasing it clears its user data; its
+        // receivers ran under RCU, which the slot's `install` waited for.
         unsafe { bindings::udp_tunnel_sock_release(self.sk.as_ptr()) };
     }
 }
 
-/// `encap_rcv` until the data plane exists: consume and drop.
-unsafe extern "C" fn discard(_sk: *mut bindings::sock, skb: *mut bindings::sk_buff) -> kernel::ffi::c_int {
-    // SAFETY: the UDP layer hands us ownership of `skb`.
-    unsafe { bindings::wgrs_kfree_skb(skb) };
+/// `encap_rcv` of our sockets: hands the datagram to the owner's hook.
+///
+/// # Safety
+///
+/// Called by the UDP layer, in softirq, for a socket made by
+/// `UdpTunnelSocket::bind`, whose user data is its owning `TunnelNet`.
+unsafe extern "C" fn encap_receive(sk: *mut bindings::sock, skb: *mut bindings::sk_buff) -> kernel::ffi::c_int {
+    // SAFETY: the UDP layer gives us ownership of a live buffer.
+    let Some(skb) = NonNull::new(skb).map(|skb| unsafe { SkBuff::from_raw(skb) }) else {
+        return 0;
+    };
+    // SAFETY: the user data is the `TunnelNet` that owns the socket, which
+    // outlives it; it is cleared (and readers waited for) when the socket
+    // is released, so NULL means it is going.
+    let Some(owner) = NonNull::new(unsafe { bindings::wgrs_sk_user_data(sk) }) else {
+        return 0;
+    };
+    // SAFETY: as above.
+    let owner = unsafe { owner.cast::<TunnelNet>().as_ref() };
+    // SAFETY: `receive` was given with the `TunnelNet`, for it.
+    unsafe { (owner.receive)(owner, skb) };
     0
 }
 
@@ -155,7 +176,13 @@ pub(crate) struct TunnelNet {
     net: RtnlCell<*mut bindings::net>,
     v4: SocketSlot,
     v6: SocketSlot,
+    /// Where datagrams go: the link kind's hook for the device.
+    receive: ReceiveHook,
 }
+
+/// A link kind's receive hook: called in softirq with the `TunnelNet` the
+/// socket belongs to.
+pub(super) type ReceiveHook = unsafe fn(&TunnelNet, SkBuff);
 
 // SAFETY: `net` is only accessed under RTNL; the slots are atomic and the
 // sockets they own may be released from any thread.
@@ -167,10 +194,17 @@ impl TunnelNet {
     /// # Safety
     ///
     /// `net` must be alive, and [`Self::detach`] must be called under RTNL
-    /// before the link kind's pernet exit for `net` returns.
-    pub(super) unsafe fn new(net: *mut bindings::net) -> Self {
+    /// before the link kind's pernet exit for `net` returns. The
+    /// `TunnelNet` must not move, and `receive` must be sound to call with
+    /// it from softirq until it is detached.
+    pub(super) unsafe fn new(net: *mut bindings::net, receive: ReceiveHook) -> Self {
         // INVARIANT: per the caller's contract; no sockets yet.
-        TunnelNet { net: RtnlCell::new(net), v4: SocketSlot::empty(), v6: SocketSlot::empty() }
+        TunnelNet {
+            net: RtnlCell::new(net),
+            v4: SocketSlot::empty(),
+            v6: SocketSlot::empty(),
+            receive,
+        }
     }
 
     fn net<'r>(&self, rtnl: &'r Rtnl) -> Option<&'r Net> {
@@ -198,7 +232,7 @@ impl TunnelNet {
         // SAFETY: `net` is alive while RTNL is held, and the socket either
         // stays a `BoundSocket` borrowing that hold or moves into `self`,
         // which is emptied before the namespace exits.
-        let socket = unsafe { UdpTunnelSocket::bind(net, family, port)? };
+        let socket = unsafe { UdpTunnelSocket::bind(net, self, family, port)? };
         Ok(BoundSocket { socket, _rtnl: PhantomData })
     }
 
@@ -224,6 +258,159 @@ impl TunnelNet {
         self.install(rtnl, None, None);
         // INVARIANT: the slots are empty and stay so (`bind` now fails).
         self.net.set(rtnl, ptr::null_mut());
+    }
+}
+
+impl TunnelNet {
+    /// Sends `skb` to `endpoint` through the socket of its family (upstream
+    /// `send4`/`send6`): routes it (through `cache` when given) from the
+    /// endpoint's source address, marked `mark`, with outer DS field `ds`.
+    /// A source address that is no longer ours, or that routes elsewhere
+    /// than its interface, is cleared in `endpoint` (the caller decides
+    /// whether to keep that). `ENONET` without a socket.
+    pub(crate) fn send(
+        &self,
+        dev: &NetDevice,
+        skb: SkBuff,
+        endpoint: &mut Endpoint,
+        ds: u8,
+        mark: u32,
+        cache: Option<&DstCache>,
+    ) -> Result {
+        let cache = cache.map_or(ptr::null_mut(), |cache| cache.cache.get());
+        let _bh = RcuBhGuard::new();
+        let ret = match endpoint {
+            Endpoint::V4 { addr, port, src, src_ifindex } => {
+                let Some(sk) = NonNull::new(self.v4.0.load(Acquire)) else {
+                    return Err(ENONET);
+                };
+                // SAFETY: the socket is alive while we are in an RCU-BH read
+                // section (`install` waits for one before releasing it);
+                // the buffer is given up; the addresses are valid for the
+                // call; `cache` is NULL or a live cache.
+                unsafe {
+                    bindings::wgrs_udp_send4(
+                        sk.as_ptr(),
+                        skb.into_raw().as_ptr(),
+                        dev.as_ptr(),
+                        mark,
+                        src.as_mut_ptr(),
+                        src_ifindex,
+                        addr.as_ptr(),
+                        port.to_be(),
+                        ds,
+                        cache,
+                    )
+                }
+            }
+            Endpoint::V6 { addr, port, scope_id, src, .. } => {
+                let Some(sk) = NonNull::new(self.v6.0.load(Acquire)) else {
+                    return Err(ENONET);
+                };
+                // SAFETY: as above.
+                unsafe {
+                    bindings::wgrs_udp_send6(
+                        sk.as_ptr(),
+                        skb.into_raw().as_ptr(),
+                        dev.as_ptr(),
+                        mark,
+                        src.as_mut_ptr(),
+                        addr.as_ptr(),
+                        port.to_be(),
+                        *scope_id,
+                        ds,
+                        cache,
+                    )
+                }
+            }
+        };
+        kernel::error::to_result(ret)
+    }
+}
+
+/// `rcu_read_lock_bh()` until dropped.
+struct RcuBhGuard(PhantomData<*mut ()>);
+
+impl RcuBhGuard {
+    fn new() -> Self {
+        // SAFETY: no preconditions; paired with the unlock on drop, on this
+        // thread (the guard is neither `Send` nor `Sync`).
+        unsafe { bindings::wgrs_rcu_read_lock_bh() };
+        RcuBhGuard(PhantomData)
+    }
+}
+
+impl Drop for RcuBhGuard {
+    fn drop(&mut self) {
+        // SAFETY: locked in `new` on this thread.
+        unsafe { bindings::wgrs_rcu_read_unlock_bh() };
+    }
+}
+
+/// Where a peer is: its address and port, and the local source address
+/// (and, for IPv4, interface) replies go out from (sticky source).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    V4 { addr: [u8; 4], port: u16, src: [u8; 4], src_ifindex: i32 },
+    V6 { addr: [u8; 16], port: u16, flowinfo: u32, scope_id: u32, src: [u8; 16] },
+}
+
+impl Endpoint {
+    /// Whether a source address was learned (or set) for replies.
+    pub(crate) fn has_source(&self) -> bool {
+        match self {
+            Endpoint::V4 { src, .. } => *src != [0; 4],
+            Endpoint::V6 { src, .. } => *src != [0; 16],
+        }
+    }
+
+    /// Forgets the source address (and interface).
+    pub(crate) fn clear_source(&mut self) {
+        match self {
+            Endpoint::V4 { src, src_ifindex, .. } => {
+                *src = [0; 4];
+                *src_ifindex = 0;
+            }
+            Endpoint::V6 { src, .. } => *src = [0; 16],
+        }
+    }
+}
+
+/// A per-CPU cache of the route to one destination (`struct dst_cache`).
+#[pin_data(PinnedDrop)]
+pub(crate) struct DstCache {
+    #[pin]
+    cache: Opaque<bindings::dst_cache>,
+}
+
+// SAFETY: the cache is per-CPU inside, made for concurrent use.
+unsafe impl Send for DstCache {}
+// SAFETY: as above.
+unsafe impl Sync for DstCache {}
+
+impl DstCache {
+    /// An empty cache (`GFP_KERNEL`).
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        // SAFETY: initialised in place, or left untouched on failure.
+        unsafe {
+            pin_init::pin_init_from_closure(|slot: *mut Self| {
+                kernel::error::to_result(bindings::dst_cache_init(slot.cast(), bindings::WGRS_GFP_KERNEL))
+            })
+        }
+    }
+
+    /// Forgets the cached routes, now (`dst_cache_reset_now`).
+    pub(crate) fn reset(&self) {
+        // SAFETY: initialised; safe from any context.
+        unsafe { bindings::dst_cache_reset_now(self.cache.get()) }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for DstCache {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: initialised in `new`, destroyed once.
+        unsafe { bindings::dst_cache_destroy(self.cache.get()) }
     }
 }
 

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Work items and workqueues (`linux/workqueue.h`).
+//!
+//! A [`Work`] is embedded in an object shared through [`RcuArc`], and is
+//! queued with a reference to that object: the queued work item owns a
+//! counted reference until it runs (or is cancelled), and its handler gets
+//! it. So no work item can run on an object that is gone, however the rest
+//! of the driver sequences its teardown. [`CpuWorkers`] are the same, one
+//! per possible CPU, for the parallel stages of the data plane.
+
+use super::bindings;
+use super::rcu::RcuArc;
+use core::{ffi::c_void, marker::PhantomData, ptr, ptr::NonNull};
+use kernel::{
+    prelude::*,
+    sync::atomic::{Acquire, Atomic, Release},
+    types::Opaque,
+};
+
+/// What a [`Work`] or [`CpuWorkers`] runs.
+pub(crate) trait WorkHandler: 'static {
+    /// The object the work item lives in.
+    type Owner: Send + Sync;
+
+    /// Runs, in process context, with the reference the queuing took.
+    fn run(owner: RcuArc<Self::Owner>);
+}
+
+/// A workqueue of our own; destroyed (after running what is queued) when
+/// dropped.
+///
+/// # Invariants
+///
+/// `0` is a workqueue we allocated.
+pub(crate) struct Workqueue(NonNull<bindings::workqueue_struct>);
+
+// SAFETY: workqueues are used from any context and thread.
+unsafe impl Send for Workqueue {}
+// SAFETY: as above.
+unsafe impl Sync for Workqueue {}
+
+/// Flags of [`Workqueue::new`] (`WQ_*`).
+#[derive(Clone, Copy)]
+pub(crate) struct WqFlags(u32);
+
+impl WqFlags {
+    /// Per-CPU, for CPU-intensive work that may run during memory reclaim.
+    pub(crate) const CRYPT: WqFlags = WqFlags(bindings::WGRS_WQ_CRYPT);
+    /// Per-CPU, CPU-intensive, frozen during suspend.
+    pub(crate) const CPU_FREEZABLE: WqFlags = WqFlags(bindings::WGRS_WQ_CPU_FREEZABLE);
+    /// Unbound, frozen during suspend.
+    pub(crate) const UNBOUND_FREEZABLE: WqFlags = WqFlags(bindings::WGRS_WQ_UNBOUND_FREEZABLE);
+}
+
+impl Workqueue {
+    /// Allocates a workqueue called "`prefix`-`name`" (`GFP_KERNEL`).
+    pub(crate) fn new(prefix: &CStr, name: &CStr, flags: WqFlags) -> Result<Self> {
+        // SAFETY: both strings are NUL-terminated; returns NULL on failure.
+        let wq = unsafe { bindings::wgrs_alloc_workqueue(prefix.as_ptr().cast(), name.as_ptr().cast(), flags.0) };
+        // INVARIANT: allocated above.
+        NonNull::new(wq).map(Workqueue).ok_or(ENOMEM)
+    }
+
+    fn as_ptr(&self) -> *mut bindings::workqueue_struct {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for Workqueue {
+    fn drop(&mut self) {
+        // SAFETY: ours; waits for queued work. Nothing can be queued any
+        // more: queuing borrows the queue, which is being dropped.
+        unsafe { bindings::destroy_workqueue(self.as_ptr()) };
+    }
+}
+
+/// The shared part of [`Work`] and [`CpuWorkers`]: a `work_struct` and the
+/// object it belongs to.
+#[repr(C)]
+struct RawWork {
+    /// First, so that the callback finds the rest from it.
+    work: Opaque<bindings::work_struct>,
+    /// The erased `RcuArc<H::Owner>` object this lives in; set when first
+    /// queued, and the same object every time after.
+    owner: Atomic<*mut c_void>,
+}
+
+/// The `work_struct` callback of handler `H`.
+///
+/// # Safety
+///
+/// `work` must be the `work` of a [`RawWork`] that was queued by
+/// [`RawWork::queue`] for `H`, which handed the run a counted reference.
+unsafe extern "C" fn run_work<H: WorkHandler>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the first field of a `repr(C)` `RawWork`; queuing set
+    // `owner` and counted a reference for this run, which we take over.
+    let owner = unsafe {
+        let raw = &*work.cast::<RawWork>();
+        RcuArc::<H::Owner>::from_erased(NonNull::new_unchecked(raw.owner.load(Acquire)))
+    };
+    H::run(owner);
+}
+
+impl RawWork {
+    fn init<H: WorkHandler>(slot: *mut Self) {
+        // SAFETY: `slot` is valid for writes (pin-init); the work is set up
+        // to call `run_work::<H>`, matching what `queue` promises.
+        unsafe {
+            ptr::addr_of_mut!((*slot).owner).write(Atomic::new(ptr::null_mut()));
+            bindings::wgrs_init_work(ptr::addr_of_mut!((*slot).work).cast(), Some(run_work::<H>));
+        }
+    }
+
+    /// Queues the work on `cpu` (or any, for `WORK_CPU_UNBOUND`) of `wq`,
+    /// with a reference to `owner`, which must contain `self`.
+    fn queue<T: Send + Sync>(&self, owner: &RcuArc<T>, wq: &Workqueue, cpu: i32) -> bool {
+        let erased = RcuArc::into_erased(owner.clone());
+        self.owner.store(erased.as_ptr(), Release);
+        // SAFETY: the work is initialised and lives inside `owner`, which the
+        // counted reference keeps alive until the run (or cancel) gives it
+        // back; `wq` is live.
+        let queued = unsafe { bindings::queue_work_on(cpu, wq.as_ptr(), self.work.get().cast()) };
+        if !queued {
+            // Already queued, with a reference of its own.
+            // SAFETY: ours from `into_erased` above, not handed over.
+            drop(unsafe { RcuArc::<T>::from_erased(erased) });
+        }
+        queued
+    }
+
+    /// Cancels a queued run and waits for a running one (`cancel_work_sync`).
+    fn cancel_sync<T: Send + Sync>(&self) {
+        // SAFETY: the work is initialised and, being borrowed, alive.
+        if unsafe { bindings::cancel_work_sync(self.work.get().cast()) } {
+            // The cancelled run's reference is ours to drop.
+            // SAFETY: a queued run had `owner` set and counted.
+            drop(unsafe { RcuArc::<T>::from_erased(NonNull::new_unchecked(self.owner.load(Acquire))) });
+        }
+    }
+}
+
+/// A work item inside an object `H::Owner` shared through `RcuArc`.
+#[repr(transparent)]
+#[pin_data]
+pub(crate) struct Work<H: WorkHandler> {
+    #[pin]
+    raw: RawWork,
+    _handler: PhantomData<H>,
+}
+
+// SAFETY: the work item is driven through atomic operations of the
+// workqueue core; the owner is `Send + Sync`.
+unsafe impl<H: WorkHandler> Send for Work<H> {}
+// SAFETY: as above.
+unsafe impl<H: WorkHandler> Sync for Work<H> {}
+
+impl<H: WorkHandler> Work<H> {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        // SAFETY: `RawWork::init` initialises every field; `Work` adds only
+        // a marker.
+        unsafe {
+            pin_init::pin_init_from_closure(|slot: *mut Self| {
+                RawWork::init::<H>(slot.cast());
+                Ok(())
+            })
+        }
+    }
+
+    /// Queues the work on `wq` (any CPU), unless it is queued already;
+    /// `owner` must be the object the work lives in (otherwise nothing
+    /// happens). Returns whether it was queued now.
+    pub(crate) fn queue(&self, owner: &RcuArc<H::Owner>, wq: &Workqueue) -> bool {
+        owner.contains(self) && self.raw.queue(owner, wq, bindings::WGRS_WORK_CPU_UNBOUND)
+    }
+
+    /// As [`Self::queue`], on CPU `cpu`.
+    pub(crate) fn queue_on(&self, owner: &RcuArc<H::Owner>, wq: &Workqueue, cpu: u32) -> bool {
+        owner.contains(self) && self.raw.queue(owner, wq, cpu as i32)
+    }
+
+    /// Cancels a queued run and waits for a running one. May sleep.
+    pub(crate) fn cancel_sync(&self) {
+        self.raw.cancel_sync::<H::Owner>()
+    }
+}
+
+/// One work item per possible CPU, all running `H`, inside an object
+/// `H::Owner` shared through `RcuArc`: the workers of a parallel stage.
+///
+/// # Invariants
+///
+/// `works` is a per-CPU allocation of initialised [`RawWork`]s, freed on
+/// drop. A `CpuWorkers` is only dropped with its owner, whose count is zero
+/// then: none of its works is queued (each queued one holds a reference).
+pub(crate) struct CpuWorkers<H: WorkHandler> {
+    works: NonNull<c_void>,
+    _handler: PhantomData<H>,
+}
+
+// SAFETY: the works are driven by the workqueue core.
+unsafe impl<H: WorkHandler> Send for CpuWorkers<H> {}
+// SAFETY: as above.
+unsafe impl<H: WorkHandler> Sync for CpuWorkers<H> {}
+
+impl<H: WorkHandler> CpuWorkers<H> {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: no preconditions; returns NULL on failure.
+        let works = unsafe { bindings::wgrs_alloc_percpu_works(size_of::<RawWork>(), align_of::<RawWork>()) };
+        let works = NonNull::new(works).ok_or(ENOMEM)?;
+        for cpu in super::cpu::possible() {
+            RawWork::init::<H>(Self::work_ptr(works, cpu));
+        }
+        // INVARIANT: allocated and initialised above.
+        Ok(CpuWorkers { works, _handler: PhantomData })
+    }
+
+    fn work_ptr(works: NonNull<c_void>, cpu: u32) -> *mut RawWork {
+        // SAFETY: `works` is a per-CPU allocation and `cpu` a possible CPU.
+        unsafe { bindings::wgrs_per_cpu_ptr(works.as_ptr(), cpu).cast() }
+    }
+
+    /// Queues CPU `cpu`'s worker on `wq`, unless it is queued already;
+    /// `owner` must be the object the workers live in.
+    pub(crate) fn kick(&self, owner: &RcuArc<H::Owner>, wq: &Workqueue, cpu: u32) -> bool {
+        if !owner.contains(self) || !super::cpu::is_possible(cpu) {
+            return false;
+        }
+        // SAFETY: initialised for every possible CPU, alive while borrowed.
+        let work = unsafe { &*Self::work_ptr(self.works, cpu) };
+        work.queue(owner, wq, cpu as i32)
+    }
+}
+
+impl<H: WorkHandler> Drop for CpuWorkers<H> {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant none is queued; a run that is still
+        // returning finished with its owner, and `flush` waits for it.
+        unsafe {
+            for cpu in super::cpu::possible() {
+                bindings::flush_work(Self::work_ptr(self.works, cpu).cast());
+            }
+            bindings::free_percpu(self.works.as_ptr());
+        }
+    }
+}
