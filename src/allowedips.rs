@@ -45,12 +45,7 @@ use kernel::{
     },
 };
 
-/// An address to look up.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum IpAddr {
-    V4([u8; 4]),
-    V6([u8; 16]),
-}
+pub(crate) use crate::kapi::skb::IpAddr;
 
 /// An allowed IP: an address with its host bits cleared, and a prefix
 /// length (at most 32 or 128).

@@ -50,7 +50,6 @@ pub(crate) const COUNTER_WINDOW_SIZE: u64 = COUNTER_BITS_TOTAL - COUNTER_REDUNDA
 pub(crate) const REKEY_AFTER_MESSAGES: u64 = 1 << 60;
 pub(crate) const REJECT_AFTER_MESSAGES: u64 = u64::MAX - COUNTER_WINDOW_SIZE - 1;
 pub(crate) const REKEY_TIMEOUT: u64 = 5;
-#[expect(dead_code, reason = "for the timers (datapath)")]
 pub(crate) const REKEY_TIMEOUT_JITTER_MAX_JIFFIES: u64 = HZ / 3;
 pub(crate) const REKEY_AFTER_TIME: u64 = 120;
 pub(crate) const REJECT_AFTER_TIME: u64 = 180;
@@ -58,17 +57,12 @@ pub(crate) const INITIATIONS_PER_SECOND: u64 = 50;
 #[expect(dead_code, reason = "peer.rs has its own until the datapath moves to this one")]
 pub(crate) const MAX_PEERS_PER_DEVICE: usize = 1 << 20;
 pub(crate) const KEEPALIVE_TIMEOUT: u64 = 10;
-#[expect(dead_code, reason = "for the timers (datapath)")]
 pub(crate) const MAX_TIMER_HANDSHAKES: u64 = 90 / REKEY_TIMEOUT;
-#[expect(dead_code, reason = "for the handshake queue (datapath)")]
 pub(crate) const MAX_QUEUED_INCOMING_HANDSHAKES: usize = 4096;
-#[expect(dead_code, reason = "for the staged queue (datapath)")]
 pub(crate) const MAX_STAGED_PACKETS: usize = 128;
-#[expect(dead_code, reason = "for the crypt queues (datapath)")]
 pub(crate) const MAX_QUEUED_PACKETS: usize = 1024;
 
 /// The outer DS field of handshake messages: AF41, no ECN.
-#[expect(dead_code, reason = "for sending handshakes (datapath)")]
 pub(crate) const HANDSHAKE_DSCP: u8 = 0x88;
 
 /// Data messages are padded to a multiple of this.

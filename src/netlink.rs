@@ -3,7 +3,7 @@
 //! The "wireguard" generic netlink family (upstream `netlink.c`, with the
 //! policies of `Documentation/netlink/specs/wireguard.yaml`).
 
-use crate::device::{Config, Device, LINK_KIND};
+use crate::device::{Config, Device, Tunnel, LINK_KIND};
 use crate::kapi::crypto::{curve25519_generate_public, Secret, KEY_LEN};
 use crate::kapi::genl::{
     Attr, AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, Message, OpFlags, Policy,
@@ -14,8 +14,9 @@ use crate::kapi::sync::RtnlGuard;
 use crate::kapi::uapi::*;
 use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr};
 use crate::kapi::rcu::RcuArc;
-use crate::peer::{Endpoint, Peer, PeerConfig, AF_INET, AF_INET6};
-use kernel::prelude::*;
+use crate::peer::{Peer, Sockaddr, AF_INET, AF_INET6};
+use crate::{send, socket};
+use kernel::{prelude::*, sync::atomic::Relaxed};
 
 const KEY: u16 = KEY_LEN as u16;
 /// `IFNAMSIZ - 1`.
@@ -148,13 +149,14 @@ impl DumpHandler for GetDevice {
         }
         let config = device.config.lock();
         let dev = device.netdev();
+        let fwmark = device.tunnel().map_or(0, |tunnel| tunnel.fwmark());
         let mut msg = writer.begin(config.generation)?;
         // As upstream: the device's attributes lead every message until a
         // peer is complete; later messages carry only peers. (The spec's
         // prose says they carry the name too; upstream does not send it.)
         if !cursor.peer_done {
             msg.put_u16(WGDEVICE_A_LISTEN_PORT, config.listen_port)?;
-            msg.put_u32(WGDEVICE_A_FWMARK, config.fwmark)?;
+            msg.put_u32(WGDEVICE_A_FWMARK, fwmark)?;
             msg.put_u32(WGDEVICE_A_IFINDEX, dev.ifindex())?;
             msg.put_cstr(WGDEVICE_A_IFNAME, dev.name().as_cstr())?;
             if let Some((private, public)) = config.identity.keys() {
@@ -209,20 +211,20 @@ impl DumpHandler for GetDevice {
 /// resumed from `resume` gets only its public key and remaining allowed IPs.
 fn put_peer(
     peers: &mut Message<'_>,
-    config: &PeerConfig,
+    peer: &RcuArc<Peer>,
     allowedips: &AllowedIps<Peer>,
     resume: Option<(Cursor, u64)>,
 ) -> PeerFit {
     let Ok(mut nest) = peers.nest(0) else {
         return PeerFit::Nothing;
     };
-    if nest.put_bytes(WGPEER_A_PUBLIC_KEY, &config.peer.public_key).is_err()
-        || (resume.is_none() && put_peer_state(&mut nest, config).is_err())
+    if nest.put_bytes(WGPEER_A_PUBLIC_KEY, &peer.public_key).is_err()
+        || (resume.is_none() && put_peer_state(&mut nest, peer).is_err())
     {
         return PeerFit::Nothing;
     }
     let (from, seq) = resume.unwrap_or((Cursor::START, allowedips.seq()));
-    let mut ips = allowedips.peer_allowedips(&config.peer, from).peekable();
+    let mut ips = allowedips.peer_allowedips(peer, from).peekable();
     // Upstream skips the rest of a peer whose allowed IPs changed between
     // messages; the dump is flagged inconsistent anyway.
     if ips.peek().is_none() || seq != allowedips.seq() {
@@ -245,19 +247,20 @@ fn put_peer(
 }
 
 /// The attributes of a peer other than its key and allowed IPs.
-fn put_peer_state(msg: &mut Message<'_>, config: &PeerConfig) -> Result {
-    let (sec, nsec) = config.last_handshake;
+fn put_peer_state(msg: &mut Message<'_>, peer: &Peer) -> Result {
+    let (sec, nsec) = *peer.last_handshake.lock();
     let mut last_handshake = [0u8; 16];
     last_handshake[..8].copy_from_slice(&sec.to_ne_bytes());
     last_handshake[8..].copy_from_slice(&nsec.to_ne_bytes());
-    msg.put_bytes(WGPEER_A_PRESHARED_KEY, config.preshared_key.expose())?;
+    msg.put_bytes(WGPEER_A_PRESHARED_KEY, peer.noise.preshared_key().expose())?;
     msg.put_bytes(WGPEER_A_LAST_HANDSHAKE_TIME, &last_handshake)?;
-    msg.put_u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, config.persistent_keepalive_interval)?;
-    msg.put_u64(WGPEER_A_TX_BYTES, config.tx_bytes, WGPEER_A_UNSPEC)?;
-    msg.put_u64(WGPEER_A_RX_BYTES, config.rx_bytes, WGPEER_A_UNSPEC)?;
+    msg.put_u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, peer.persistent_keepalive_interval())?;
+    msg.put_u64(WGPEER_A_TX_BYTES, peer.tx_bytes.load(Relaxed), WGPEER_A_UNSPEC)?;
+    msg.put_u64(WGPEER_A_RX_BYTES, peer.rx_bytes.load(Relaxed), WGPEER_A_UNSPEC)?;
     msg.put_u32(WGPEER_A_PROTOCOL_VERSION, 1)?;
-    if let Some(endpoint) = config.endpoint {
-        msg.put_bytes(WGPEER_A_ENDPOINT, endpoint.as_sockaddr())?;
+    let sockaddr = peer.endpoint.lock().sockaddr;
+    if let Some(sockaddr) = sockaddr {
+        msg.put_bytes(WGPEER_A_ENDPOINT, sockaddr.as_bytes())?;
     }
     Ok(())
 }
@@ -307,19 +310,23 @@ impl DoHandler for SetDevice {
         {
             return Err(EPERM);
         }
+        let tunnel = device.tunnel().ok_or(ENODEV)?;
+        let netdev = device.netdev();
         config.generation = config.generation.wrapping_add(1);
         if let Some(fwmark) = fwmark {
-            config.fwmark = fwmark;
+            tunnel.fwmark.store(fwmark, Relaxed);
+            config.peers.for_each(|peer| socket::clear_peer_endpoint_src(peer));
         }
         if let Some(port) = listen_port.filter(|port| *port != config.listen_port) {
-            if device.netdev().is_running() {
-                config.bind(&dev, device.tunnel_net(), &rtnl, port)?;
+            config.peers.for_each(|peer| socket::clear_peer_endpoint_src(peer));
+            if netdev.is_running() {
+                config.bind(netdev, device.tunnel_net(), &rtnl, port)?;
             } else {
                 config.listen_port = port;
             }
         }
         if flags & WGDEVICE_F_REPLACE_PEERS != 0 {
-            config.peers.remove_all(&dev);
+            config.peers.remove_all();
         }
         if let Some(key) = private_key {
             if !config.identity.is_private_key(&key) {
@@ -327,14 +334,23 @@ impl DoHandler for SetDevice {
                 if let Some(order) =
                     curve25519_generate_public(&key).and_then(|public| config.peers.find(&public))
                 {
-                    config.peers.remove(&dev, order);
+                    config.peers.remove(order);
                 }
+                let had_identity = config.identity.keys().is_some();
                 config.identity.set_private_key(&key);
+                tunnel.noise.set_identity(&config.identity)?;
+                let send_staged = !had_identity && config.identity.keys().is_some() && netdev.is_running();
+                config.peers.for_each(|peer| {
+                    peer.expire_current_keypairs();
+                    if send_staged {
+                        send::send_staged(peer);
+                    }
+                });
             }
         }
         if let Some(peers) = attrs.get(WGDEVICE_A_PEERS) {
             for peer in peers.nested() {
-                set_peer(&mut config, &dev, &parse_element::<PEER_ATTRS>(peer)?)?;
+                set_peer(&mut config, &tunnel, &dev, &parse_element::<PEER_ATTRS>(peer)?)?;
             }
         }
         Ok(())
@@ -355,7 +371,12 @@ fn parse_element<const N: usize>(element: Attr<'_>) -> Result<AttrTable<'_, N>> 
 }
 
 /// Applies one peer's attributes (upstream `set_peer`).
-fn set_peer(config: &mut Config, dev: &IfName, attrs: &AttrTable<'_, PEER_ATTRS>) -> Result {
+fn set_peer(
+    config: &mut Config,
+    tunnel: &RcuArc<Tunnel>,
+    dev: &IfName,
+    attrs: &AttrTable<'_, PEER_ATTRS>,
+) -> Result {
     let preshared_key =
         attrs.get(WGPEER_A_PRESHARED_KEY).map(|a| a.take_secret::<KEY_LEN>()).transpose()?;
     let public_key: [u8; KEY_LEN] = attrs.get(WGPEER_A_PUBLIC_KEY).ok_or(EINVAL)?.array()?;
@@ -369,7 +390,7 @@ fn set_peer(config: &mut Config, dev: &IfName, attrs: &AttrTable<'_, PEER_ATTRS>
     let (order, preshared_key) = match config.peers.find(&public_key) {
         Some(order) => {
             if flags & WGPEER_F_REMOVE_ME != 0 {
-                config.peers.remove(dev, order);
+                config.peers.remove(order);
                 return Ok(());
             }
             (order, preshared_key)
@@ -385,7 +406,7 @@ fn set_peer(config: &mut Config, dev: &IfName, attrs: &AttrTable<'_, PEER_ATTRS>
             if config.identity.keys().is_some_and(|(_, public)| *public == public_key) {
                 return Ok(());
             }
-            (config.peers.create(dev, public_key, preshared_key)?, None)
+            (config.peers.create(tunnel, dev, public_key, preshared_key.as_ref())?, None)
         }
     };
     update_peer(config, order, flags, attrs, preshared_key)
@@ -400,33 +421,47 @@ fn update_peer(
     preshared_key: Option<Secret<KEY_LEN>>,
 ) -> Result {
     let peers = &mut config.peers;
-    let peer = peers.get_mut(order).ok_or(ENOENT)?;
+    let peer = peers.get(order).ok_or(ENOENT)?.clone();
     if let Some(key) = preshared_key {
-        peer.preshared_key = key;
+        peer.noise.set_preshared_key(&key);
     }
     if let Some(endpoint) = attrs.get(WGPEER_A_ENDPOINT) {
         let mut sockaddr = [0u8; 28];
         let len = endpoint.copy_to(&mut sockaddr);
-        if let Some(endpoint) = sockaddr.get(..len).and_then(Endpoint::from_sockaddr) {
+        if let Some(sockaddr) = sockaddr.get(..len).and_then(Sockaddr::from_bytes) {
+            let mut current = peer.endpoint.lock();
             // As upstream's wg_socket_set_peer_endpoint: an equal endpoint
-            // leaves the stored one (its sin_zero, its flowinfo) alone.
-            if !peer.endpoint.is_some_and(|old| old.same_as(&endpoint)) {
-                peer.endpoint = Some(endpoint);
+            // (and no source address learned) leaves the stored one, with
+            // its sin_zero or flowinfo, alone.
+            let unchanged = current.sockaddr.as_ref().is_some_and(|old| old.same_as(&sockaddr))
+                && current.route.is_some_and(|route| !route.has_source());
+            if !unchanged {
+                current.route = Some(sockaddr.to_endpoint());
+                current.sockaddr = Some(sockaddr);
+                drop(current);
+                peer.dst_cache.reset();
             }
         }
     }
-    let handle = peer.peer.clone();
     if flags & WGPEER_F_REPLACE_ALLOWEDIPS != 0 {
-        peers.allowedips.remove_by_peer(&handle);
+        peers.allowedips.remove_by_peer(&peer);
     }
     if let Some(list) = attrs.get(WGPEER_A_ALLOWEDIPS) {
         for ip in list.nested() {
-            set_allowedip(&mut peers.allowedips, &handle, &parse_element::<ALLOWEDIP_ATTRS>(ip)?)?;
+            set_allowedip(&mut peers.allowedips, &peer, &parse_element::<ALLOWEDIP_ATTRS>(ip)?)?;
         }
     }
+    let running = peer.tunnel.netdev().is_running();
     if let Some(interval) = attrs.get(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL) {
-        let peer = peers.get_mut(order).ok_or(ENOENT)?;
-        peer.persistent_keepalive_interval = interval.u16()?;
+        let interval = interval.u16()?;
+        let send_keepalive = peer.persistent_keepalive_interval() == 0 && interval != 0 && running;
+        peer.set_persistent_keepalive_interval(interval);
+        if send_keepalive {
+            send::send_keepalive(&peer);
+        }
+    }
+    if running {
+        send::send_staged(&peer);
     }
     Ok(())
 }

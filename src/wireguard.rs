@@ -39,11 +39,19 @@ mod peer;
 #[deny(unsafe_code)]
 mod peerlookup;
 #[deny(unsafe_code)]
+mod queueing;
+#[deny(unsafe_code)]
 mod ratelimiter;
+#[deny(unsafe_code)]
+mod receive;
 #[deny(unsafe_code)]
 mod selftest;
 #[deny(unsafe_code)]
+mod send;
+#[deny(unsafe_code)]
 mod socket;
+#[deny(unsafe_code)]
+mod timers;
 
 use kernel::prelude::*;
 
@@ -58,6 +66,17 @@ macro_rules! wg_debug {
     };
 }
 pub(crate) use wg_debug;
+
+/// [`wg_debug!`], rate limited with the rest of the networking stack's
+/// messages (upstream's `net_dbg_ratelimited`): for per-packet lines.
+macro_rules! wg_debug_ratelimited {
+    ($($arg:tt)*) => {
+        if $crate::kapi::netdev::net_ratelimit() {
+            $crate::wg_debug!($($arg)*);
+        }
+    };
+}
+pub(crate) use wg_debug_ratelimited;
 
 module! {
     type: WireGuard,
@@ -78,6 +97,9 @@ struct WireGuard {
     // Dropped in declaration order: the family goes first, so that no
     // netlink request can reach a device while the link kind goes away.
     _genl: kapi::genl::FamilyRegistration,
+    // Before the link kind: their handlers walk its devices.
+    _suspend: kapi::notifier::NotifierRegistration<device::SuspendHandler>,
+    _vmfork: kapi::notifier::NotifierRegistration<device::VmForkHandler>,
     _link: kapi::netdev::LinkRegistration<device::Device>,
     // Last: waits for the RCU callbacks of everything the above freed.
     _rcu: kapi::rcu::Barrier,
@@ -91,12 +113,14 @@ impl kernel::Module for WireGuard {
             return Err(ENOTRECOVERABLE);
         }
         let link = device::LINK_KIND.register()?;
+        let suspend = device::SUSPEND_NOTIFIER.register()?;
+        let vmfork = device::VMFORK_NOTIFIER.register()?;
         let genl = netlink::FAMILY.register(module)?;
         pr_info!(
             "WireGuard {} loaded (wireguard-rs). See www.wireguard.com for information.\n",
             WIREGUARD_VERSION
         );
         pr_info!("Copyright (C) 2026 wireguard-rs developers. All Rights Reserved.\n");
-        Ok(WireGuard { _genl: genl, _link: link, _rcu: rcu })
+        Ok(WireGuard { _genl: genl, _suspend: suspend, _vmfork: vmfork, _link: link, _rcu: rcu })
     }
 }

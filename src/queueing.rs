@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Handing packets to the parallel crypto stages (upstream `queueing.c`
+//! and `queueing.h`).
+//!
+//! A packet goes into its peer's ordered queue and the device's ring at
+//! once (`kapi::queue::enqueue`); the next online CPU's worker is kicked
+//! (round-robin); when a worker finishes a packet it kicks the peer's
+//! in-order stage: the transmit work on the peer's own CPU, or its NAPI.
+
+use crate::kapi::cpu;
+use crate::kapi::queue::{enqueue, EnqueueError, Packet};
+use crate::kapi::rcu::RcuArc;
+use crate::noise::Keypair;
+use crate::peer::Peer;
+
+/// A batch on its way out.
+pub(crate) type TxPacket = Packet<Keypair<Peer>>;
+/// A packet on its way in.
+pub(crate) type RxPacket = Packet<Keypair<Peer>>;
+
+/// Hands a batch to the encryption workers and to the peer's transmit
+/// queue, which sends it once encrypted, in order.
+pub(crate) fn encrypt(peer: &RcuArc<Peer>, packet: TxPacket) {
+    let tunnel = &peer.tunnel;
+    match enqueue(&peer.tx_queue, &tunnel.encrypt_ring, packet) {
+        Ok(()) => {
+            let cpu = cpu::next_online(&tunnel.last_encrypt_cpu);
+            tunnel.encrypt_workers.kick(tunnel, &tunnel.crypt_wq, cpu);
+        }
+        // In the transmit queue, failed: it is dropped there, in order.
+        Err(EnqueueError::RingFull) => kick_transmit(peer),
+        // Too much in flight for this peer: dropped.
+        Err(EnqueueError::Full(packet)) => drop(packet),
+    }
+}
+
+/// Hands a packet to the decryption workers and to the peer's receive
+/// queue, which delivers it once decrypted, in order.
+pub(crate) fn decrypt(peer: &RcuArc<Peer>, packet: RxPacket) {
+    let tunnel = &peer.tunnel;
+    match enqueue(&peer.rx_queue, &tunnel.decrypt_ring, packet) {
+        Ok(()) => {
+            let cpu = cpu::next_online(&tunnel.last_decrypt_cpu);
+            tunnel.decrypt_workers.kick(tunnel, &tunnel.crypt_wq, cpu);
+        }
+        Err(EnqueueError::RingFull) => peer.napi.schedule(peer),
+        Err(EnqueueError::Full(packet)) => drop(packet),
+    }
+}
+
+/// Runs the peer's in-order transmission on its CPU (stable per peer, so
+/// that its batches leave in order without bouncing between CPUs).
+pub(crate) fn kick_transmit(peer: &RcuArc<Peer>) {
+    let cpu = cpu::choose_online(&peer.serial_cpu, peer.internal_id);
+    peer.tx_work.queue_on(peer, &peer.tunnel.crypt_wq, cpu);
+}
