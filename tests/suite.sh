@@ -1,14 +1,17 @@
 #!/bin/bash
 # The `make check` suite, in one VM boot: the in-kernel self-tests, the
-# device and netlink tests, the control-plane tests and a differential
-# netlink fuzz run against the C driver (tests/fuzz.sh). Prints each suite's
-# lines, then the total as "N passed, M failed"; exits non-zero on failure.
+# device and netlink tests, the control-plane tests, our data-plane tests,
+# the kernel's own WireGuard selftest (netns.sh, unmodified; one test) and
+# a differential netlink fuzz run against the C driver (tests/fuzz.sh).
+# Prints each suite's lines, then the total as "N passed, M failed"; exits
+# non-zero on failure.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 passed=0
 failed=0
-for suite in tests/selftests.sh tests/check.sh tests/control.sh tests/fuzz.sh; do
+for suite in tests/selftests.sh tests/check.sh tests/control.sh tests/dataplane.sh tests/kselftest.sh \
+	tests/fuzz.sh; do
 	echo "=== $suite"
 	log=$(mktemp /tmp/suite.XXXXXX)
 	bash "$suite" 2>&1 | tee "$log"

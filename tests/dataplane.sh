@@ -1,0 +1,290 @@
+#!/bin/bash
+# Data-plane tests that the kernel's netns.sh does not make, run as root in
+# the test VM with IMPL=rs|c (both must pass; the expectations are what the
+# C driver of Linux 7.3 does):
+#   tools/vm-run tests/dataplane.sh [TEST-GLOB...]
+#
+# Two namespaces, wgrs-a and wgrs-b, hold wga and wgb; their UDP sockets stay
+# in the initial namespace and meet over its loopback, as in netns.sh, so
+# that tests/outer-capture.py sees the outer packets on `lo`.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib.sh
+
+IMPL=${IMPL:-rs}
+WGRS_MODULE=${WGRS_MODULE:-wireguard_rs}
+umask 077
+[ $# -gt 0 ] && T_ONLY=("$@")
+
+A=wgrs-a B=wgrs-b
+PORT_A=10001 PORT_B=10002
+KEYS=$(mktemp -d /tmp/wgrs-keys.XXXXXX)
+for k in a b c; do wg genkey >"$KEYS/$k"; done
+pub() { wg pubkey <"$KEYS/$1"; }
+
+na() { ip netns exec $A "$@"; }
+nb() { ip netns exec $B "$@"; }
+
+# pair [NS_A NS_B PORT_A PORT_B]: wga (192.168.241.1, fd00::1) in NS_A and
+# wgb (.2, ::2) in NS_B, up, each the other's peer with an endpoint on
+# 127.0.0.1; no handshake yet.
+pair() {
+	local a=${1:-$A} b=${2:-$B} pa=${3:-$PORT_A} pb=${4:-$PORT_B} ns
+	ip netns add "$a" && ip netns add "$b" || fail "ip netns add"
+	ip link set lo up
+	# Created here, so that their sockets live here and meet over lo.
+	ip link add "$a-wg" type wireguard && ip link add "$b-wg" type wireguard || fail "ip link add"
+	ip link set "$a-wg" netns "$a" name wga && ip link set "$b-wg" netns "$b" name wgb ||
+		fail "ip link set netns"
+	ip netns exec "$a" wg set wga private-key "$KEYS/a" listen-port "$pa" \
+		peer "$(pub b)" allowed-ips 192.168.241.2/32,fd00::2/128 endpoint "127.0.0.1:$pb" ||
+		fail "wg set wga"
+	ip netns exec "$b" wg set wgb private-key "$KEYS/b" listen-port "$pb" \
+		peer "$(pub a)" allowed-ips 192.168.241.1/32,fd00::1/128 endpoint "127.0.0.1:$pa" ||
+		fail "wg set wgb"
+	ip -n "$a" addr add 192.168.241.1/24 dev wga && ip -n "$a" addr add fd00::1/64 dev wga &&
+		ip -n "$b" addr add 192.168.241.2/24 dev wgb && ip -n "$b" addr add fd00::2/64 dev wgb ||
+		fail "ip addr add"
+	for ns in "$a:wga" "$b:wgb"; do
+		ip -n "${ns%:*}" link set lo up && ip -n "${ns%:*}" link set "${ns#*:}" up ||
+			fail "link up in ${ns%:*}"
+	done
+}
+
+# capture SECONDS: starts tests/outer-capture.py on lo for our two ports;
+# its lines go to $T_DIR/capture. stop_capture ends it.
+capture() {
+	python3 tests/outer-capture.py lo "$1" $PORT_A $PORT_B >"$T_DIR/capture" &
+	CAPTURE=$!
+	bg_pid $CAPTURE
+	wait_for 10 grep -q capturing "$T_DIR/capture" || fail "the capture did not start"
+}
+stop_capture() {
+	kill "$CAPTURE" 2>/dev/null
+	wait "$CAPTURE" 2>/dev/null
+	grep -v capturing "$T_DIR/capture"
+}
+
+bg_pid() { echo "$1" >>"$T_DIR/bgpids"; }
+
+test_cleanup() {
+	local pid
+	if [ -f "$T_DIR/bgpids" ]; then
+		while read -r pid; do kill "$pid" 2>/dev/null; done <"$T_DIR/bgpids"
+		rm -f "$T_DIR/bgpids"
+	fi
+	ip netns del $A 2>/dev/null
+	ip netns del $B 2>/dev/null
+}
+
+# ---- long waits, run beside the other tests ----------------------------------
+# Each runs in the background in namespaces of its own from the start, and
+# its test judges what it left in $LONG/NAME when it is done.
+
+LONG=$(mktemp -d /tmp/wgrs-long.XXXXXX)
+
+# long_start NAME FUNC: runs FUNC in the background with T_DIR=$LONG/NAME
+# (so that `fail` leaves its reason there), then writes $LONG/NAME/done.
+long_start() {
+	local name=$1 func=$2 pat
+	if [ ${#T_ONLY[@]} -gt 0 ]; then
+		for pat in "${T_ONLY[@]}"; do
+			# shellcheck disable=SC2053
+			[[ $name == $pat ]] && break
+		done
+		[[ $name == $pat ]] || return 0
+	fi
+	mkdir -p "$LONG/$name"
+	( T_DIR=$LONG/$name; ( "$func" ) >"$T_DIR/log" 2>&1; echo $? >"$T_DIR/done" ) </dev/null &
+}
+
+# long_result NAME SECONDS: waits for NAME to be done, shows its log, and
+# fails with its reason if it failed.
+long_result() {
+	wait_for "$2" test -e "$LONG/$1/done" || fail "$1 did not finish in $2 s"
+	cat "$LONG/$1/log"
+	[ "$(cat "$LONG/$1/done")" = 0 ] || fail "$(cat "$LONG/$1/reason" 2>/dev/null || echo "exit $(cat "$LONG/$1/done")")"
+}
+
+# REKEY_AFTER_TIME (120 s): the initiator starts a new handshake when it
+# sends with a keypair that old; the traffic loses nothing meanwhile.
+long_rekey() {
+	local first later
+	pair wgrs-r1 wgrs-r2 10011 10012
+	expect_ok ip netns exec wgrs-r1 ping -c 1 -W 10 192.168.241.2
+	first=$(ip netns exec wgrs-r1 wg show wga latest-handshakes | cut -f2)
+	# 150 s of pings, two a second.
+	expect_ok ip netns exec wgrs-r1 ping -q -i 0.5 -c 300 -W 10 192.168.241.2
+	expect_match "$T_OUT" ' 0% packet loss' "pings across the rekey"
+	later=$(ip netns exec wgrs-r1 wg show wga latest-handshakes | cut -f2)
+	echo "handshakes at $first and $later"
+	[ "$later" -ge $((first + 120)) ] && [ "$later" -le $((first + 150)) ] ||
+		fail "the second handshake came $((later - first)) s after the first, want 120-150 s"
+}
+
+# No answer: the initiation is sent again every REKEY_TIMEOUT (5 s, plus
+# up to 1/3 s of jitter) until REKEY_ATTEMPT_TIME (90 s) is up. Upstream
+# retries while its attempt count is at most MAX_TIMER_HANDSHAKES (18), so
+# 1 + 19 initiations go out, and then it gives up with "after 20 attempts".
+long_give_up() {
+	local out
+	pair wgrs-g1 wgrs-g2 10021 10022
+	ip -n wgrs-g2 link set wgb down || fail "wgb down"
+	python3 tests/outer-capture.py lo 140 10021 10022 >"$T_DIR/capture" &
+	wait_for 10 grep -q capturing "$T_DIR/capture" || fail "the capture did not start"
+	run ip netns exec wgrs-g1 ping -c 1 -W 1 192.168.241.2
+	wait
+	out=$(grep -c '^10021 10022 1 ' "$T_DIR/capture")
+	echo "initiations sent: $out"
+	expect_eq "$out" 20 "initiations sent before giving up"
+	run dmesg
+	expect_match "$T_OUT" 'wga: Handshake for peer [0-9]+ \(127\.0\.0\.1:10022\) did not complete after 20 attempts, giving up' "dmesg"
+}
+
+long_start rekey-after-time long_rekey
+long_start handshake-gives-up long_give_up
+
+# ---- tests ------------------------------------------------------------------
+
+# handshake_from SIDE: SIDE pings first, so SIDE initiates; the capture shows
+# one initiation (type 1) from SIDE's port and a response (type 2) from the
+# other, and no initiation from the other.
+handshake_from() {
+	local me=$1 sport dport out
+	pair
+	if [ "$me" = a ]; then sport=$PORT_A dport=$PORT_B; else sport=$PORT_B dport=$PORT_A; fi
+	capture 60
+	if [ "$me" = a ]; then
+		expect_ok na ping -c 1 -W 10 192.168.241.2
+	else
+		expect_ok nb ping -c 1 -W 10 192.168.241.1
+	fi
+	out=$(stop_capture)
+	printf '%s\n' "$out"
+	expect_match "$out" "^$sport $dport 1 " "initiation from wg$me"
+	expect_match "$out" "^$dport $sport 2 " "response to wg$me"
+	expect_no_match "$out" "^$dport $sport 1 " "initiation from the other side"
+	expect_match "$out" "^$sport $dport 4 " "data from wg$me"
+	expect_match "$out" "^$dport $sport 4 " "data to wg$me"
+	expect_ok na wg show wga latest-handshakes
+	expect_no_match "$T_OUT" $'\t0$' "wga latest-handshakes"
+	expect_ok nb wg show wgb latest-handshakes
+	expect_no_match "$T_OUT" $'\t0$' "wgb latest-handshakes"
+}
+t_handshake_a() { handshake_from a; }
+t_handshake_b() { handshake_from b; }
+
+# Packets sent before a session exists are staged (up to 128 per peer) and
+# all sent once the handshake completes: 50 datagrams in one burst, before
+# the first handshake, all arrive, in order.
+t_staged_flush() {
+	local got
+	pair
+	nb python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("192.168.241.2", 5000))
+s.settimeout(20)
+seen = []
+try:
+    while len(seen) < 50:
+        seen.append(int(s.recv(100)))
+except socket.timeout:
+    pass
+print(" ".join(map(str, seen)))
+' >"$T_DIR/received" &
+	bg_pid $!
+	sleep 1
+	expect_ok na python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(50):
+    s.sendto(b"%d" % i, ("192.168.241.2", 5000))
+'
+	wait_for 30 grep -q . "$T_DIR/received" || fail "the receiver did not finish"
+	got=$(cat "$T_DIR/received")
+	expect_eq "$got" "$(seq -s ' ' 0 49)" "datagrams received at wgb"
+}
+
+# No peer for the destination: ICMP host unreachable (v4) or address
+# unreachable (v6) from icmp_ndo_send, and the debug line. A peer without
+# an endpoint: the same, with its own line.
+t_icmp_unreachable() {
+	pair
+	na wg set wga peer "$(pub c)" allowed-ips 10.9.1.0/24,fd09:1::/64 || fail "wg set"
+	na ip route add 10.9.0.0/16 dev wga || fail "ip route add"
+	na ip -6 route add fd09::/16 dev wga || fail "ip -6 route add"
+	run na ping -c 1 -W 3 10.9.0.1
+	expect_match "$T_OUT" 'Destination Host Unreachable' "ping to a destination no peer has"
+	run na ping -c 1 -W 3 fd09::1
+	expect_match "$T_OUT" 'Destination unreachable: Address unreachable' "ping -6 to a destination no peer has"
+	run na ping -c 1 -W 3 10.9.1.1
+	expect_match "$T_OUT" 'Destination Host Unreachable' "ping to a peer without an endpoint"
+	run na ping -c 1 -W 3 fd09:1::1
+	expect_match "$T_OUT" 'Destination unreachable: Address unreachable' "ping -6 to a peer without an endpoint"
+	run dmesg
+	expect_match "$T_OUT" 'wga: No peer has allowed IPs matching 10\.9\.0\.1$' "dmesg"
+	# %pI6: the full form.
+	expect_match "$T_OUT" 'wga: No peer has allowed IPs matching fd09:0000:0000:0000:0000:0000:0000:0001$' "dmesg"
+	expect_match "$T_OUT" 'wga: No valid endpoint has been configured or discovered for peer [0-9]+$' "dmesg"
+}
+
+# The outer IP header: handshake messages carry TOS 0x88 (AF41); data
+# carries the inner packet's ECN bits only, and CE inside becomes ECT(0)
+# outside (ip_tunnel_ecn_encap, INET_ECN_encapsulate).
+t_outer_dscp_ecn() {
+	local out tos want bad
+	pair
+	capture 60
+	expect_ok na ping -c 1 -W 10 192.168.241.2
+	out=$(stop_capture)
+	printf '%s\n' "$out"
+	expect_match "$out" "^$PORT_A $PORT_B 1 0x88 " "initiation TOS"
+	expect_match "$out" "^$PORT_B $PORT_A 2 0x88 " "response TOS"
+	for tos in 0x00:0x00 0x02:0x02 0x01:0x01 0xb8:0x00 0xba:0x02 0x03:0x02 0xbb:0x02; do
+		want=${tos#*:}
+		tos=${tos%:*}
+		capture 30
+		expect_ok na ping -c 1 -W 10 -Q "$tos" 192.168.241.2
+		expect_ok na ping -6 -c 1 -W 10 -Q "$tos" fd00::2
+		out=$(stop_capture)
+		printf 'inner %s:\n%s\n' "$tos" "$out"
+		# Keepalives (no inner packet, 32 bytes) carry no inner ECN.
+		bad=$(printf '%s\n' "$out" | awk -v w="$want" -v a=$PORT_A -v b=$PORT_B \
+			'$1 == a && $2 == b && $3 == 4 && $5 > 32 && $4 != w')
+		expect_match "$out" "^$PORT_A $PORT_B 4 $want " "outer TOS of data with inner TOS $tos"
+		[ -z "$bad" ] || fail "outer TOS of data with inner TOS $tos, want $want: $bad"
+	done
+}
+
+# Bringing either side down and up while a flood runs: no splat (vm-run
+# watches the console), and the tunnel works afterwards.
+t_down_up_under_traffic() {
+	local i
+	pair
+	expect_ok na ping -c 1 -W 10 192.168.241.2
+	na ping -f -q -w 40 192.168.241.2 >/dev/null 2>&1 &
+	bg_pid $!
+	nb ping -f -q -w 40 192.168.241.1 >/dev/null 2>&1 &
+	bg_pid $!
+	for i in $(seq 1 10); do
+		na ip link set wga down && na ip link set wga up || fail "wga down/up, round $i"
+		sleep 0.5
+		nb ip link set wgb down && nb ip link set wgb up || fail "wgb down/up, round $i"
+		sleep 0.5
+	done
+	# (Down removes IPv6 addresses: IPv4 it is.)
+	expect_ok na ping -c 2 -W 10 192.168.241.2
+	expect_ok nb ping -c 2 -W 10 192.168.241.1
+}
+
+run_test handshake-a-initiates   t_handshake_a
+run_test handshake-b-initiates   t_handshake_b
+run_test staged-queue-flushed    t_staged_flush
+run_test icmp-unreachable        t_icmp_unreachable
+run_test outer-dscp-ecn          t_outer_dscp_ecn
+run_test down-up-under-traffic   t_down_up_under_traffic
+run_test handshake-gives-up      long_result handshake-gives-up 300
+run_test rekey-after-time        long_result rekey-after-time 300
+for ns in wgrs-r1 wgrs-r2 wgrs-g1 wgrs-g2; do ip netns del "$ns" 2>/dev/null; done
+summary
