@@ -86,14 +86,8 @@ LONG=$(mktemp -d /tmp/wgrs-long.XXXXXX)
 # long_start NAME FUNC: runs FUNC in the background with T_DIR=$LONG/NAME
 # (so that `fail` leaves its reason there), then writes $LONG/NAME/done.
 long_start() {
-	local name=$1 func=$2 pat
-	if [ ${#T_ONLY[@]} -gt 0 ]; then
-		for pat in "${T_ONLY[@]}"; do
-			# shellcheck disable=SC2053
-			[[ $name == $pat ]] && break
-		done
-		[[ $name == $pat ]] || return 0
-	fi
+	local name=$1 func=$2
+	selected "$name" || return 0
 	mkdir -p "$LONG/$name"
 	( T_DIR=$LONG/$name; ( "$func" ) >"$T_DIR/log" 2>&1; echo $? >"$T_DIR/done" ) </dev/null &
 }

@@ -6,6 +6,8 @@
 #       expect_*/fail ends the test. Prints "ok   NAME" or "FAIL NAME: reason"
 #       followed by the tail of the test's output. If a function named
 #       test_cleanup exists it is run after every test (outside the subshell).
+#   selected NAME
+#       Whether NAME is to run (no T_ONLY, or a glob in it matches NAME).
 #   summary
 #       Prints "N passed, M failed" on a line of its own; returns 1 if any
 #       test failed.
@@ -94,16 +96,22 @@ wait_for() {
 	done
 }
 
+# selected NAME: whether NAME is to run (T_ONLY is empty, or a glob in it
+# matches NAME).
+selected() {
+	local pat
+	[ ${#T_ONLY[@]} -eq 0 ] && return 0
+	for pat in "${T_ONLY[@]}"; do
+		# shellcheck disable=SC2053
+		[[ $1 == $pat ]] && return 0
+	done
+	return 1
+}
+
 run_test() {
-	local name=$1 rc reason pat
+	local name=$1 rc reason
 	shift
-	if [ ${#T_ONLY[@]} -gt 0 ]; then
-		for pat in "${T_ONLY[@]}"; do
-			# shellcheck disable=SC2053
-			[[ $name == $pat ]] && break
-		done
-		[[ $name == $pat ]] || return 0
-	fi
+	selected "$name" || return 0
 	rm -f "$T_DIR/reason"
 	( "$@" ) </dev/null >"$T_DIR/log" 2>&1
 	rc=$?
