@@ -47,8 +47,6 @@ port_bound() { ss ${2:+-N "$2"} -Hnul "sport = :$1" | grep -q .; }
 port_inode() {
 	awk -v p="$(printf '%04X' "$1")" 'NR > 1 { split($2, a, ":"); if (a[2] == p) { print $10; exit } }' /proc/net/udp
 }
-# Remember a background process of a test, for test_cleanup.
-bg_pid() { echo "$1" >>"$T_DIR/bgpids"; }
 
 # expect_genl_batch [RUNNER...] <<EOF
 # EXPECTED GENL-ARGS...   (EXPECTED: OK or an errno name; # comments allowed)
@@ -72,11 +70,8 @@ expect_genl_batch() {
 }
 
 test_cleanup() {
-	local ns l pid
-	if [ -f "$T_DIR/bgpids" ]; then
-		while read -r pid; do kill "$pid" 2>/dev/null; done <"$T_DIR/bgpids"
-		rm -f "$T_DIR/bgpids"
-	fi
+	local ns l
+	kill_bg_pids
 	for ns in $(ip netns list | awk '$1 ~ /^wgrs-/ { print $1 }'); do ip netns del "$ns"; done
 	for l in $(wg_links); do ip link del "$l"; done
 	ip link del wgrs-d0 2>/dev/null

@@ -68,14 +68,9 @@ expect_file() {
 showconf_is() { expect_text "showconf" wg showconf wg0; }
 allowedips_is() { expect_text "allowed-ips" wg show wg0 allowed-ips; }
 
-bg_pid() { echo "$1" >>"$T_DIR/bgpids"; }
-
 test_cleanup() {
-	local l pid
-	if [ -f "$T_DIR/bgpids" ]; then
-		while read -r pid; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done <"$T_DIR/bgpids"
-		rm -f "$T_DIR/bgpids"
-	fi
+	local l
+	kill_bg_pids
 	for l in $(wg_links); do ip link del "$l"; done
 	rm -rf "${W:?}"/*
 }

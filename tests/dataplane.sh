@@ -51,10 +51,13 @@ pair() {
 	done
 }
 
-# capture SECONDS: starts tests/outer-capture.py on lo for our two ports;
-# its lines go to $T_DIR/capture. stop_capture ends it.
+# capture SECONDS [PORT...]: starts tests/outer-capture.py on lo for PORTs
+# (default: ours); its lines go to $T_DIR/capture. stop_capture ends it.
 capture() {
-	python3 tests/outer-capture.py lo "$1" $PORT_A $PORT_B >"$T_DIR/capture" &
+	local seconds=$1
+	shift
+	[ $# -gt 0 ] || set -- $PORT_A $PORT_B
+	python3 tests/outer-capture.py lo "$seconds" "$@" >"$T_DIR/capture" &
 	CAPTURE=$!
 	bg_pid $CAPTURE
 	wait_for 10 grep -q capturing "$T_DIR/capture" || fail "the capture did not start"
@@ -65,14 +68,8 @@ stop_capture() {
 	grep -v capturing "$T_DIR/capture"
 }
 
-bg_pid() { echo "$1" >>"$T_DIR/bgpids"; }
-
 test_cleanup() {
-	local pid
-	if [ -f "$T_DIR/bgpids" ]; then
-		while read -r pid; do kill "$pid" 2>/dev/null; done <"$T_DIR/bgpids"
-		rm -f "$T_DIR/bgpids"
-	fi
+	kill_bg_pids
 	ip netns del $A 2>/dev/null
 	ip netns del $B 2>/dev/null
 }
@@ -124,10 +121,9 @@ long_give_up() {
 	local out
 	pair wgrs-g1 wgrs-g2 10021 10022
 	ip -n wgrs-g2 link set wgb down || fail "wgb down"
-	python3 tests/outer-capture.py lo 140 10021 10022 >"$T_DIR/capture" &
-	wait_for 10 grep -q capturing "$T_DIR/capture" || fail "the capture did not start"
+	capture 140 10021 10022
 	run ip netns exec wgrs-g1 ping -c 1 -W 1 192.168.241.2
-	wait
+	wait "$CAPTURE"
 	out=$(grep -c '^10021 10022 1 ' "$T_DIR/capture")
 	echo "initiations sent: $out"
 	expect_eq "$out" 20 "initiations sent before giving up"

@@ -8,6 +8,9 @@
 #       test_cleanup exists it is run after every test (outside the subshell).
 #   selected NAME
 #       Whether NAME is to run (no T_ONLY, or a glob in it matches NAME).
+#   bg_pid PID
+#       Remembers a background process of a test; kill_bg_pids (for
+#       test_cleanup) kills what was remembered.
 #   summary
 #       Prints "N passed, M failed" on a line of its own; returns 1 if any
 #       test failed.
@@ -129,6 +132,15 @@ run_test() {
 		test_cleanup >"$T_DIR/cleanup.log" 2>&1
 	fi
 	return 0
+}
+
+bg_pid() { echo "$1" >>"$T_DIR/bgpids"; }
+
+kill_bg_pids() {
+	local pid
+	[ -f "$T_DIR/bgpids" ] || return 0
+	while read -r pid; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done <"$T_DIR/bgpids"
+	rm -f "$T_DIR/bgpids"
 }
 
 summary() {
