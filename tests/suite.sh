@@ -3,8 +3,8 @@
 # device and netlink tests, the control-plane tests, our data-plane tests,
 # the kernel's own WireGuard selftest (netns.sh, unmodified; one test) and
 # a differential netlink fuzz run against the C driver (tests/fuzz.sh).
-# Prints each suite's lines, then the total as "N passed, M failed"; exits
-# non-zero on failure.
+# Prints each suite's lines and a line with its counts and time, then the
+# total as "N passed, M failed"; exits non-zero on failure.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
@@ -13,6 +13,7 @@ failed=0
 for suite in tests/selftests.sh tests/check.sh tests/control.sh tests/dataplane.sh tests/kselftest.sh \
 	tests/fuzz.sh; do
 	echo "=== $suite"
+	start=$SECONDS
 	log=$(mktemp /tmp/suite.XXXXXX)
 	bash "$suite" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
@@ -27,6 +28,7 @@ for suite in tests/selftests.sh tests/check.sh tests/control.sh tests/dataplane.
 	fi
 	# A suite that died on its own still fails.
 	[ "$rc" != 0 ] && [ "$f" = 0 ] && f=1
+	echo "--- $suite: $p passed, $f failed, $((SECONDS - start)) s"
 	passed=$((passed + p))
 	failed=$((failed + f))
 	# Leave no module behind for the next suite.
