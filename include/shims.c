@@ -633,10 +633,12 @@ void wgrs_napi_add_enable(struct net_device *dev, struct napi_struct *napi,
 	napi_enable(napi);
 }
 
-void wgrs_napi_disable_del(struct napi_struct *napi)
+/* The caller frees @napi a grace period later (netif_napi_del would wait
+ * for one here). */
+void wgrs_napi_disable_del_unsynced(struct napi_struct *napi)
 {
 	napi_disable(napi);
-	netif_napi_del(napi);
+	__netif_napi_del(napi);
 }
 
 void wgrs_napi_gro_receive(struct napi_struct *napi, struct sk_buff *skb) { napi_gro_receive(napi, skb); }

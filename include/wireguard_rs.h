@@ -175,7 +175,7 @@ void *wgrs_per_cpu_ptr(void *ptr, u32 cpu);
 void wgrs_timer_setup(struct timer_list *timer, void (*func)(struct timer_list *));
 bool wgrs_timer_pending(const struct timer_list *timer);
 void wgrs_napi_add_enable(struct net_device *dev, struct napi_struct *napi, int (*poll)(struct napi_struct *, int));
-void wgrs_napi_disable_del(struct napi_struct *napi);
+void wgrs_napi_disable_del_unsynced(struct napi_struct *napi);
 void wgrs_napi_gro_receive(struct napi_struct *napi, struct sk_buff *skb);
 u32 wgrs_nr_cpu_ids(void);
 bool wgrs_cpu_possible(u32 cpu);

@@ -245,7 +245,7 @@ impl Peer {
             rx_bytes: Atomic::new(0),
             tx_bytes: Atomic::new(0),
             last_handshake <- new_spinlock_bh!((0, 0)),
-            napi <- Napi::new(tunnel.netdev()),
+            napi: Napi::new(tunnel.netdev())?,
         })
     }
 
