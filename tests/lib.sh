@@ -3,7 +3,8 @@
 #   run_test NAME FUNC [ARGS...]
 #       (skipped, uncounted, unless NAME matches a glob in T_ONLY, when set)
 #       Runs FUNC in a subshell with its output captured. The first failing
-#       expect_*/fail ends the test. Prints "ok   NAME" or "FAIL NAME: reason"
+#       expect_*/fail ends the test. Prints "ok   NAME (N s)" or
+#       "FAIL NAME (N s): reason"
 #       followed by the tail of the test's output. If a function named
 #       test_cleanup exists it is run after every test (outside the subshell).
 #   selected NAME
@@ -17,6 +18,7 @@
 #
 # Inside a test:
 #   fail REASON                  end the test as failed
+#   note TEXT                    a line printed under the test's "ok" line
 #   expect_ok CMD...             CMD must succeed; its stdout+stderr is left in $T_OUT
 #   expect_fail CMD...           CMD must fail; output in $T_OUT
 #   expect_fail_errno ERRNO CMD...
@@ -36,6 +38,8 @@ T_FAILED_NAMES=()
 T_DIR=$(mktemp -d /tmp/wgrs-tests.XXXXXX)
 T_OUT=
 T_RC=0
+
+note() { printf '%s\n' "$*" >>"$T_DIR/notes"; }
 
 fail() {
 	printf '%s\n' "$*" >"$T_DIR/reason"
@@ -112,18 +116,19 @@ selected() {
 }
 
 run_test() {
-	local name=$1 rc reason
+	local name=$1 rc reason start=$SECONDS
 	shift
 	selected "$name" || return 0
-	rm -f "$T_DIR/reason"
+	rm -f "$T_DIR/reason" "$T_DIR/notes"
 	( "$@" ) </dev/null >"$T_DIR/log" 2>&1
 	rc=$?
 	if [ $rc = 0 ]; then
-		printf 'ok   %s\n' "$name"
+		printf 'ok   %s (%d s)\n' "$name" $((SECONDS - start))
+		[ -f "$T_DIR/notes" ] && sed 's/^/     /' "$T_DIR/notes"
 		T_PASSED=$((T_PASSED + 1))
 	else
 		reason=$(cat "$T_DIR/reason" 2>/dev/null) || reason="exited with status $rc"
-		printf 'FAIL %s: %s\n' "$name" "$reason"
+		printf 'FAIL %s (%d s): %s\n' "$name" $((SECONDS - start)) "$reason"
 		tail -n 25 "$T_DIR/log" | cut -c1-300 | sed 's/^/    | /'
 		T_FAILED=$((T_FAILED + 1))
 		T_FAILED_NAMES+=("$name")
