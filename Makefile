@@ -6,12 +6,16 @@
 export KDIR
 export IMPL ?= rs
 
-.PHONY: all module demo check check-peer-cap bench-scale kselftest soak env clean clean-cache
+.PHONY: all module test-modules demo check check-peer-cap bench-scale kselftest soak env clean clean-cache
 
 all: module
 
 module:
 	tools/module modules
+
+# Test-only kernel modules (tests/kmod), loaded by the VM tests.
+test-modules:
+	tools/module M=$(CURDIR)/tests/kmod modules
 
 demo: module
 	tools/vm-run tests/demo.sh
@@ -22,7 +26,7 @@ CHECK_APPEND := slub_debug=FZPU,kmalloc-*
 
 # The timeout only tells a hang from a slow run: on a machine shared with
 # other VMs the suite has taken over 30 minutes under TCG.
-check: module
+check: module test-modules
 	VM_APPEND='$(CHECK_APPEND)' VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/suite.sh
 
 # Opt-in: the 2^20 peer cap (about two minutes; IMPL=rs only).
@@ -44,6 +48,7 @@ env:
 
 clean:
 	tools/module clean
+	tools/module M=$(CURDIR)/tests/kmod clean
 	rm -rf build src/bindings_generated.rs
 
 clean-cache:

@@ -16,6 +16,11 @@ WGRS_MODULE=${WGRS_MODULE:-wireguard_rs}
 umask 077
 [ $# -gt 0 ] && T_ONLY=("$@")
 
+# The tests read debug lines, which net_ratelimit() may drop: no limit
+# while they run, as in netns.sh.
+message_cost=$(cat /proc/sys/net/core/message_cost)
+echo 0 >/proc/sys/net/core/message_cost
+
 A=wgrs-a B=wgrs-b
 PORT_A=10001 PORT_B=10002
 KEYS=$(mktemp -d /tmp/wgrs-keys.XXXXXX)
@@ -94,6 +99,7 @@ long_start() {
 long_result() {
 	wait_for "$2" test -e "$LONG/$1/done" || fail "$1 did not finish in $2 s"
 	cat "$LONG/$1/log"
+	cat "$LONG/$1/notes" >>"$T_DIR/notes" 2>/dev/null
 	[ "$(cat "$LONG/$1/done")" = 0 ] || fail "$(cat "$LONG/$1/reason" 2>/dev/null || echo "exit $(cat "$LONG/$1/done")")"
 }
 
@@ -125,7 +131,7 @@ long_give_up() {
 	run ip netns exec wgrs-g1 ping -c 1 -W 1 192.168.241.2
 	wait "$CAPTURE"
 	out=$(grep -c '^10021 10022 1 ' "$T_DIR/capture")
-	echo "initiations sent: $out"
+	note "initiations sent: $out"
 	expect_eq "$out" 20 "initiations sent before giving up"
 	run dmesg
 	expect_match "$T_OUT" 'wga: Handshake for peer [0-9]+ \(127\.0\.0\.1:10022\) did not complete after 20 attempts, giving up' "dmesg"
@@ -268,6 +274,52 @@ t_down_up_under_traffic() {
 	expect_ok nb ping -c 2 -W 10 192.168.241.1
 }
 
+# new_kernel_lines SINCE: the kernel log after its first SINCE lines.
+new_kernel_lines() { dmesg | tail -n +$(($1 + 1)); }
+
+# Suspend, as far as pm_test's "freezer" level goes: the PM notifiers run
+# and user space freezes, then all resumes. Before the system sleeps every
+# session and handshake is forgotten (upstream's wg_pm_notification), and
+# the next packet makes a new handshake.
+t_suspend_forgets_keys() {
+	local lines new
+	pair
+	expect_ok na ping -c 1 -W 10 192.168.241.2
+	[ -w /sys/power/pm_test ] || fail "no /sys/power/pm_test (CONFIG_PM_DEBUG)"
+	lines=$(dmesg | wc -l)
+	echo 1 >/sys/module/suspend/parameters/pm_test_delay && echo freezer >/sys/power/pm_test ||
+		fail "pm_test setup"
+	run sh -c 'echo freeze >/sys/power/state'
+	echo none >/sys/power/pm_test
+	[ "$T_RC" = 0 ] || fail "suspend (pm_test freezer) failed: $T_OUT"
+	new=$(new_kernel_lines "$lines")
+	printf '%s\n' "$new"
+	expect_match "$new" 'wga: Keypair [0-9]+ destroyed for peer [0-9]+$' "wga's session forgotten"
+	expect_match "$new" 'wgb: Keypair [0-9]+ destroyed for peer [0-9]+$' "wgb's session forgotten"
+	expect_ok na ping -c 1 -W 10 192.168.241.2
+	new=$(new_kernel_lines "$lines")
+	expect_match "$new" 'wga: Sending handshake initiation to peer [0-9]+ ' "a new handshake after resuming"
+}
+
+# A VM fork (played by tests/kmod/vmfork_trigger): the current
+# sessions may no longer send (upstream's wg_vm_notification), so the next
+# packet makes a new handshake, where without the fork it would not.
+t_vm_fork_rehandshakes() {
+	local lines new
+	pair
+	expect_ok na ping -c 1 -W 10 192.168.241.2
+	lines=$(dmesg | wc -l)
+	expect_ok na ping -c 1 -W 10 192.168.241.2
+	expect_no_match "$(new_kernel_lines "$lines")" 'Sending handshake initiation' "the log of a second ping"
+	lines=$(dmesg | wc -l)
+	expect_ok vm_fork
+	expect_ok na ping -c 1 -W 10 192.168.241.2
+	new=$(new_kernel_lines "$lines")
+	printf '%s\n' "$new"
+	expect_match "$new" 'wga: Sending handshake initiation to peer [0-9]+ ' "a new handshake after the fork"
+	expect_match "$new" 'wga: Keypair [0-9]+ created for peer [0-9]+$' "a new session after the fork"
+}
+
 run_test handshake-a-initiates   t_handshake_a
 run_test handshake-b-initiates   t_handshake_b
 run_test staged-queue-flushed    t_staged_flush
@@ -276,5 +328,9 @@ run_test outer-dscp-ecn          t_outer_dscp_ecn
 run_test down-up-under-traffic   t_down_up_under_traffic
 run_test handshake-gives-up      long_result handshake-gives-up 300
 run_test rekey-after-time        long_result rekey-after-time 300
+# These touch every device in the kernel: after the long waits.
+run_test suspend-forgets-keys    t_suspend_forgets_keys
+run_test vm-fork-rehandshakes    t_vm_fork_rehandshakes
 for ns in wgrs-r1 wgrs-r2 wgrs-g1 wgrs-g2; do ip netns del "$ns" 2>/dev/null; done
+echo "$message_cost" >/proc/sys/net/core/message_cost
 summary

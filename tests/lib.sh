@@ -12,6 +12,9 @@
 #   bg_pid PID
 #       Remembers a background process of a test; kill_bg_pids (for
 #       test_cleanup) kills what was remembered.
+#   vm_fork
+#       Plays a VM fork, as vmgenid reports one (tests/kmod/vmfork_trigger):
+#       the kernel's vmfork notifiers have run when it returns.
 #   summary
 #       Prints "N passed, M failed" on a line of its own; returns 1 if any
 #       test failed.
@@ -146,6 +149,16 @@ kill_bg_pids() {
 	[ -f "$T_DIR/bgpids" ] || return 0
 	while read -r pid; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done <"$T_DIR/bgpids"
 	rm -f "$T_DIR/bgpids"
+}
+
+vm_fork() {
+	local seen
+	seen=$(dmesg | grep -c 'crng reseeded due to virtual machine fork')
+	# Fails with EAGAIN once it has done its work (see the module).
+	insmod tests/kmod/vmfork_trigger.ko 2>&1 | grep -q 'Resource temporarily unavailable' ||
+		{ echo "vm_fork: insmod tests/kmod/vmfork_trigger.ko did not do its work"; return 1; }
+	[ "$(dmesg | grep -c 'crng reseeded due to virtual machine fork')" -gt "$seen" ] ||
+		{ echo "vm_fork: the kernel saw no VM fork"; return 1; }
 }
 
 summary() {
