@@ -6,7 +6,7 @@
 export KDIR
 export IMPL ?= rs
 
-.PHONY: all module test-modules demo check check-peer-cap bench-scale kselftest soak env clean clean-cache
+.PHONY: all module test-modules demo check interop check-peer-cap bench-scale kselftest soak env clean clean-cache
 
 all: module
 
@@ -28,6 +28,11 @@ CHECK_APPEND := slub_debug=FZPU,kmalloc-*
 # other VMs the suite has taken over 30 minutes under TCG.
 check: module test-modules
 	VM_APPEND='$(CHECK_APPEND)' VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/suite.sh
+
+# Two guests on one QEMU network: the C driver in A, ours in B (swap them
+# with IMPL_A=rs IMPL_B=c).
+interop: module
+	tools/interop
 
 # Opt-in: the 2^20 peer cap (about two minutes; IMPL=rs only).
 check-peer-cap: module

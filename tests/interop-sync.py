@@ -4,8 +4,9 @@
     interop-sync.py ROLE OTHER NAME [PAYLOAD]
 
 Returns once the other guest has reached the point called NAME too, and
-prints the PAYLOAD it brought. Guest a listens on TCP port 7777, guest b
-connects to OTHER (retrying until a is there). Gives up after 300 s.
+prints the PAYLOAD it brought. Guest a listens on TCP port 7777 (IPv4 and
+IPv6), guest b connects to OTHER (retrying until a is there). Gives up
+after 300 s.
 """
 import socket
 import sys
@@ -29,9 +30,10 @@ def main():
     payload = sys.argv[4] if len(sys.argv) > 4 else "-"
     deadline = time.monotonic() + TIMEOUT
     if role == "a":
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("0.0.0.0", PORT))
+        server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        server.bind(("::", PORT))
         server.listen(1)
         server.settimeout(TIMEOUT)
         conn, _ = server.accept()

@@ -15,6 +15,12 @@
 #   vm_fork
 #       Plays a VM fork, as vmgenid reports one (tests/kmod/vmfork_trigger):
 #       the kernel's vmfork notifiers have run when it returns.
+#   ping_through_rekey HANDSHAKE_CMD PING_CMD...
+#       Runs PING_CMD (a ping without a count) until the output of
+#       HANDSHAKE_CMD (a peer's latest handshake, in seconds) changes, or
+#       for 180 s, and 5 s more; sets REKEY_FIRST and REKEY_LATER. Fails
+#       unless there was a new handshake and every ping but, at most, the
+#       one in flight when it was stopped was answered.
 #   summary
 #       Prints "N passed, M failed" on a line of its own; returns 1 if any
 #       test failed.
@@ -159,6 +165,26 @@ vm_fork() {
 		{ echo "vm_fork: insmod tests/kmod/vmfork_trigger.ko did not do its work"; return 1; }
 	[ "$(dmesg | grep -c 'crng reseeded due to virtual machine fork')" -gt "$seen" ] ||
 		{ echo "vm_fork: the kernel saw no VM fork"; return 1; }
+}
+
+ping_through_rekey() {
+	local handshake=$1 pid sent got log=$T_DIR/rekey-ping
+	shift
+	REKEY_FIRST=$($handshake)
+	"$@" >"$log" 2>&1 &
+	pid=$!
+	wait_for 180 eval '[ "$($handshake)" != "$REKEY_FIRST" ]'
+	REKEY_LATER=$($handshake)
+	sleep 5
+	kill -INT $pid
+	wait $pid
+	tail -n 3 "$log"
+	note "handshakes at $REKEY_FIRST and $REKEY_LATER (+$((REKEY_LATER - REKEY_FIRST)) s)," \
+		"$(grep -E 'packets transmitted' "$log")"
+	[ "$REKEY_LATER" != "$REKEY_FIRST" ] || fail "no new handshake in 180 s of traffic"
+	read -r sent got < <(sed -nE 's/^([0-9]+) packets transmitted, ([0-9]+) received.*/\1 \2/p' "$log")
+	[ -n "$sent" ] && [ "$got" -ge $((sent - 1)) ] ||
+		fail "pings across the rekey: ${got:-none} of ${sent:-?} answered"
 }
 
 summary() {
