@@ -22,6 +22,12 @@
 # For each implementation: modprobe, create wg0, then the wall time of
 #   setconf  `wg setconf wg0 cfg` (private key + N peers)
 #   dump     `wg show wg0 dump > /dev/null`
+#   first handshake  with the N peers in place, a peer added on wg1 (in
+#            another namespace) and pinged: the first ping's round trip,
+#            which carries the handshake. Ours computes a peer's
+#            static-static Curve25519 result at its first handshake, C when
+#            the peer is added (in setconf). Median of 5 rounds, each with
+#            the peer added anew and both sides' sessions forgotten.
 #   remove   `wg setconf wg0 empty.conf` (private key only: replaces all peers)
 # and kernel memory per peer from slab accounting: /proc/meminfo Slab and,
 # if readable, the sum over /proc/slabinfo of active_objs * objsize, each
@@ -74,6 +80,37 @@ priv=$(sed -n 's/^PrivateKey = //p' "$D/cfg")
 printf '[Interface]\nPrivateKey = %s\n' "$priv" >"$D/empty.conf"
 log "generated in $(sub "$t0" "$(now)") s ($(wc -c <"$D/cfg") bytes)"
 
+# first_handshake IMPL: the "first handshake" row (see above), in ms.
+first_handshake() {
+	local impl=$1 round key1 pub0 pub1 rtt rtts=()
+	key1=$(wg genkey) pub1=$(wg pubkey <<<"$key1") pub0=$(wg pubkey <<<"$priv")
+	ip netns add wgrs-hs && ip link add wg1 type wireguard && ip link set wg1 netns wgrs-hs &&
+		ip netns exec wgrs-hs wg set wg1 private-key <(echo "$key1") listen-port 20002 &&
+		ip -n wgrs-hs addr add 10.99.0.2/24 dev wg1 && ip -n wgrs-hs link set wg1 up &&
+		wg set wg0 listen-port 20001 && ip addr add 10.99.0.1/24 dev wg0 && ip link set wg0 up || {
+		log "$impl: first handshake: setup failed"
+		ip netns del wgrs-hs 2>/dev/null
+		return
+	}
+	for round in 1 2 3 4 5; do
+		wg set wg0 peer "$pub1" remove
+		wg set wg0 peer "$pub1" allowed-ips 10.99.0.2/32 endpoint 127.0.0.1:20002
+		ip -n wgrs-hs link set wg1 down && ip -n wgrs-hs link set wg1 up
+		ip netns exec wgrs-hs wg set wg1 peer "$pub0" allowed-ips 10.99.0.1/32 endpoint 127.0.0.1:20001
+		rtt=$(ping -n -c 1 -W 10 10.99.0.2 | sed -nE 's/.*time=([0-9.]+) ms.*/\1/p')
+		[ -n "$rtt" ] && rtts+=("$rtt")
+	done
+	if [ ${#rtts[@]} = 5 ]; then
+		R[$impl.handshake]=$(printf '%s\n' "${rtts[@]}" | sort -n | sed -n 3p)
+		log "$impl: first handshake ${rtts[*]} ms, median ${R[$impl.handshake]}"
+	else
+		log "$impl: first handshake: only ${#rtts[@]} of 5 pings answered"
+	fi
+	wg set wg0 peer "$pub1" remove
+	ip link set wg0 down
+	ip netns del wgrs-hs
+}
+
 bench_one() {
 	local impl=$1 module=$2 t m0 s0 p0 k0 f0 m1 s1 p1 k1 f1 m2 s2 p2 k2 f2 peers
 	log "== $impl ($module)"
@@ -124,6 +161,8 @@ bench_one() {
 		log "$impl: wg show wg0 dump failed"
 	fi
 
+	first_handshake "$impl"
+
 	t=$(now)
 	if wg setconf wg0 "$D/empty.conf"; then
 		R[$impl.remove]=$(sub "$t" "$(now)")
@@ -165,6 +204,7 @@ printf '%-38s-+-%12s-+-%12s-+-%s\n' -------------------------------------- -----
 row "setconf seconds" setconf
 row "dump seconds" dump
 row "remove seconds" remove
+row "first handshake ms (median of 5)" handshake
 row "memory bytes/peer (meminfo Slab)" mem
 row "memory bytes/peer (slabinfo)" slabinfo
 row "percpu bytes/peer (meminfo)" percpu
