@@ -65,7 +65,8 @@ capture() {
 	python3 tests/outer-capture.py lo "$seconds" "$@" >"$T_DIR/capture" &
 	CAPTURE=$!
 	bg_pid $CAPTURE
-	wait_for 10 grep -q capturing "$T_DIR/capture" || fail "the capture did not start"
+	# Python starts slowly in a loaded TCG guest: 10 s was not always enough.
+	wait_for 60 grep -q capturing "$T_DIR/capture" || fail "the capture did not start in 60 s"
 }
 stop_capture() {
 	kill "$CAPTURE" 2>/dev/null
