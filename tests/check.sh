@@ -18,8 +18,8 @@ esac
 umask 077
 
 # genl.py must be readable by nobody (setpriv tests); the repository is not.
-GENL=/tmp/wgrs-genl.py
-install -m 755 tests/genl.py "$GENL" || exit 1
+install -d -m 755 /tmp/wgrs-genl && install -m 644 tests/genl.py tests/genlc.py /tmp/wgrs-genl/ || exit 1
+GENL=/tmp/wgrs-genl/genlc.py
 genl() { python3 "$GENL" "$@"; }
 
 KEYS=$(mktemp -d /tmp/wgrs-keys.XXXXXX)

@@ -23,7 +23,7 @@ WGRS_MODULE=${WGRS_MODULE:-wireguard_rs}
 ONLY=("$@")
 umask 077
 
-GENL=tests/genl.py
+GENL=tests/genlc.py
 W=$(mktemp -d /tmp/wgrs-control.XXXXXX)
 
 # ---- helpers ----------------------------------------------------------------
