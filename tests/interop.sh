@@ -66,26 +66,26 @@ t_b_initiates_v6() {
 	expect_ok ping -c 2 -W 10 192.168.77.$PEER
 }
 
+# iperf_to SERVER ADDRESS: 5 s of TCP from the other guest to SERVER (a or
+# b), whose iperf3 server listens on ADDRESS.
+iperf_to() {
+	if on "$1"; then
+		iperf3 -s -1 -B "$2" >/dev/null 2>&1 &
+		sleep 1
+	fi
+	meet "iperf-$1" >/dev/null || fail "no meeting"
+	on "$1" || expect_ok iperf3 -Z -t 5 -c "$2"
+	meet "iperf-$1-done" >/dev/null || fail "no meeting"
+}
+
 # Pings and TCP both ways; then, once quiet, each side's sent bytes are the
 # other side's received bytes, exactly.
 t_traffic_counts() {
 	local mine theirs
 	expect_ok ping -c 20 -i 0.2 -W 10 192.168.77.$PEER
 	expect_ok ping -6 -c 20 -i 0.2 -W 10 fd77:77::$PEER
-	if on a; then
-		iperf3 -s -1 -B 192.168.77.1 >/dev/null 2>&1 &
-		sleep 1
-	fi
-	meet iperf-a >/dev/null || fail "no meeting"
-	on b && expect_ok iperf3 -Z -t 5 -c 192.168.77.1
-	meet iperf-b-done >/dev/null || fail "no meeting"
-	if on b; then
-		iperf3 -s -1 -B 192.168.77.2 >/dev/null 2>&1 &
-		sleep 1
-	fi
-	meet iperf-b >/dev/null || fail "no meeting"
-	on a && expect_ok iperf3 -Z -t 5 -c 192.168.77.2
-	meet iperf-a-done >/dev/null || fail "no meeting"
+	iperf_to a 192.168.77.1
+	iperf_to b 192.168.77.2
 	# Keepalives go out within 10 s of the last data; then nothing moves.
 	sleep 15
 	meet quiet >/dev/null || fail "no meeting"

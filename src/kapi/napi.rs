@@ -8,8 +8,9 @@
 //! borrows and completing gives back, so a scheduled NAPI context never
 //! outlives its object. Its `napi_struct` has an allocation of its own,
 //! freed a grace period after it leaves the device, so that removing many
-//! contexts costs no grace period each. Delivery through GRO is only possible from inside
-//! the poll handler, through the [`NapiPoll`] it is given.
+//! contexts costs no grace period each. Delivery through GRO is only
+//! possible from inside the poll handler, through the [`NapiPoll`] it is
+//! given.
 
 use super::bindings;
 use super::netdev::NetDevice;
