@@ -16,6 +16,32 @@ export WGRS_TOOLS WGRS_TOP WGRS_CACHE
 log() { printf '[wgrs %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# Kernel profiles. "debug" (the default) is tools/kernel.config alone, the
+# kernel make check uses; any other NAME is tools/kernel.config with
+# tools/kernel-NAME.config merged over it ("bench": the debug options off).
+# WGRS_KERNEL_PROFILE picks one for tools/kernel, tools/module and
+# tools/vm-run.
+WGRS_PROFILE=${WGRS_KERNEL_PROFILE:-debug}
+case $WGRS_PROFILE in
+debug) ;;
+*[!a-z0-9-]* | '') die "WGRS_KERNEL_PROFILE: bad profile name '$WGRS_PROFILE'" ;;
+*) [ -f "$WGRS_TOOLS/kernel-$WGRS_PROFILE.config" ] ||
+	die "WGRS_KERNEL_PROFILE=$WGRS_PROFILE: no tools/kernel-$WGRS_PROFILE.config" ;;
+esac
+export WGRS_KERNEL_PROFILE=$WGRS_PROFILE
+
+# module_tree: where the module and tests/kmod are built for the profile:
+# the repository itself for "debug"; for another profile, a copy of their
+# sources under build/profile-NAME/ (tools/module keeps it up to date), so
+# that a build against one kernel never clobbers the other's.
+module_tree() {
+	if [ "$WGRS_PROFILE" = debug ]; then
+		echo "$WGRS_TOP"
+	else
+		echo "$WGRS_TOP/build/profile-$WGRS_PROFILE"
+	fi
+}
+
 need_root() {
 	[ "$(id -u)" = 0 ] || die "this step needs root (debootstrap, chroot, mount)"
 }
