@@ -6,7 +6,7 @@
 export KDIR
 export IMPL ?= rs
 
-.PHONY: all module test-modules demo check interop check-peer-cap bench-scale kselftest soak env clean clean-cache
+.PHONY: all module test-modules demo check interop check-peer-cap bench bench-scale kselftest soak env clean clean-cache
 
 all: module
 
@@ -40,6 +40,19 @@ check-peer-cap: module
 
 kselftest: module
 	VM_TIMEOUT=$${VM_TIMEOUT:-2400} tools/vm-run tests/kselftest.sh
+
+# The performance benchmark, ours against the C driver in one boot
+# (tests/bench.sh), on the bench kernel profile: tools/kernel.config with
+# tools/kernel-bench.config over it (no lockdep or other debug checks),
+# cached under its own key. The module and tests/kmod are built against it in
+# build/profile-bench/, leaving the debug build here as it is. QUICK=1: one
+# round, 3 s per workload (a smoke test); BENCH_ARGS: more arguments for
+# tests/bench.sh (rounds=N secs=S topos=... impls=...).
+BENCH_ENV := WGRS_KERNEL_PROFILE=bench
+bench:
+	$(BENCH_ENV) tools/module modules
+	$(BENCH_ENV) tools/module M=$(CURDIR)/tests/kmod modules
+	$(BENCH_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench.sh $(if $(QUICK),quick) $(BENCH_ARGS)
 
 bench-scale: module
 	VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench-scale.sh

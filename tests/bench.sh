@@ -1,0 +1,375 @@
+#!/bin/bash
+# Performance benchmark (issue 10): our module (wireguard_rs) against the C
+# driver (wireguard), the same workloads in one VM boot. Numbers are
+# printed, never asserted.
+#
+#   make bench [QUICK=1]       on the bench kernel profile (see the Makefile)
+#   tools/vm-run tests/bench.sh [quick] [rounds=N] [secs=S] [topos="lo veth"] [impls="rs c"]
+#
+# TODO: handshakes/s completed under an initiation flood, and whether a data
+# stream stays alive meanwhile (the fifth metric of issue 10), is NOT
+# measured yet.
+#
+# Rounds. The two modules cannot be loaded at once: each round loads ours,
+# runs everything, unloads it, then does the same with the C driver (A B A
+# B ...), ROUNDS rounds (default 3; `quick`: 1). Each cell of the table is
+# the median over the rounds; the spread is (max - min) / median per driver.
+#
+# Topologies (wg0 in namespace wgbench-a, 192.168.241.1, and wg0 in
+# wgbench-b, .2, each the other's only peer; default MTU 1420):
+#   lo    netns.sh's: both wg0 are created in the initial namespace and moved,
+#         so that their UDP sockets stay there and meet over its loopback;
+#   veth  a veth pair between the two namespaces (10.10.0.1 and .2), each
+#         wg0 created in its own namespace, its socket on the veth.
+#
+# Workloads, each for S seconds (default 10; `quick`: 3), from wgbench-a to
+# wgbench-b through the tunnel, with a fresh iperf3 server for each:
+#   TCP 1 stream      iperf3 -t S: Mbit/s received;
+#   TCP N streams     iperf3 -P N, N = the number of vCPUs;
+#   UDP 64 B          iperf3 -u -b 0 -l 64: datagrams per second the
+#                     receiving iperf3 got (the receiving wg0's own count of
+#                     packets is printed beside it, as a check);
+#   ping under load   ping -i 0.01 for S seconds while an iperf3 TCP stream
+#                     runs: the median and the 99th percentile (nearest rank)
+#                     of the round-trip times, in microseconds.
+# The AEAD limit, measured in each round with each driver loaded (the same
+# library both times: the two figures show how steady the machine was):
+# tests/kmod/aead_bench.ko times lib/crypto's chacha20poly1305_encrypt() over
+# 1420-byte buffers on one CPU, in MB/s (and 64-byte buffers per second).
+# "TCP 1 stream / AEAD limit" divides each round's single-stream throughput
+# by that round's AEAD limit (in Mbit/s): 1.0 would be a tunnel as fast as
+# one CPU can encrypt.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full
+for arg; do
+	case $arg in
+	quick) ROUNDS=1 SECS=3 AEAD_MS=500 MODE=quick ;;
+	full) ;;
+	rounds=[1-9]*) ROUNDS=${arg#*=} ;;
+	secs=[1-9]*) SECS=${arg#*=} ;;
+	topos=*) TOPOS=${arg#*=} ;;
+	impls=*) IMPLS=${arg#*=} ;;
+	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"]" >&2; exit 2 ;;
+	esac
+done
+
+NCPU=$(nproc)
+A=wgbench-a B=wgbench-b
+PORT_A=51820 PORT_B=51821
+IP_A=192.168.241.1 IP_B=192.168.241.2
+D=$(mktemp -d /tmp/wgrs-bench.XXXXXX)
+umask 077
+wg genkey >"$D/a" && wg genkey >"$D/b" || { echo "wg genkey failed"; exit 1; }
+PUB_A=$(wg pubkey <"$D/a") PUB_B=$(wg pubkey <"$D/b")
+declare -A V # V[IMPL.METRIC]: the values of the rounds, space-separated
+START=$SECONDS
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+na() { ip netns exec $A "$@"; }
+nb() { ip netns exec $B "$@"; }
+add() { V[$1]="${V[$1]:-}${V[$1]:+ }$2"; }
+module_of() { case $1 in rs) echo wireguard_rs ;; c) echo wireguard ;; esac; }
+
+unload_all() {
+	local m i
+	for m in wireguard_rs wireguard; do
+		[ -d "/sys/module/$m" ] || continue
+		# A device's last references can outlive its deletion briefly.
+		for i in $(seq 100); do
+			rmmod "$m" 2>/dev/null && break
+			sleep 0.2
+		done
+		[ -d "/sys/module/$m" ] && { log "rmmod $m failed: $(lsmod | grep "^$m ")"; return 1; }
+	done
+	return 0
+}
+
+# ---- the AEAD limit -------------------------------------------------------------
+
+# aead_run LEN MSECS: the line tests/kmod/aead_bench.ko printed, if any.
+aead_run() {
+	local before
+	before=$(dmesg | grep -c 'aead_bench: len=')
+	# Fails with EAGAIN by design, once it has printed its line.
+	modprobe aead_bench len="$1" msecs="$2" 2>"$D/aead.err"
+	dmesg | grep 'aead_bench: len=' | tail -n +$((before + 1)) | tail -n 1
+}
+
+aead() {
+	local impl=$1 line mbs bps
+	line=$(aead_run 1420 "$AEAD_MS")
+	mbs=$(printf '%s\n' "$line" | sed -n 's|.* MB/s=\([0-9.]*\) .*|\1|p')
+	line=$(aead_run 64 "$AEAD_MS")
+	bps=$(printf '%s\n' "$line" | sed -n 's|.* buffers/s=\([0-9]*\) .*|\1|p')
+	if [ -z "$mbs" ]; then
+		log "  AEAD limit: n/a ($(grep -v 'Resource temporarily unavailable' "$D/aead.err" | head -n 1))"
+		return
+	fi
+	add "$impl.aead" "$mbs"
+	[ -n "$bps" ] && add "$impl.aead64" "$bps"
+	AEAD_NOW=$mbs
+	log "  AEAD limit (1 CPU): $mbs MB/s at 1420 B ($(awk -v m="$mbs" 'BEGIN { printf "%.0f", m * 8 }') Mbit/s), ${bps:-n/a} buffers/s at 64 B"
+}
+
+# ---- topologies -----------------------------------------------------------------
+
+topo_up() {
+	local topo=$1 ep_a ep_b i
+	ip netns add $A && ip netns add $B || return 1
+	ip -n $A link set lo up && ip -n $B link set lo up || return 1
+	case $topo in
+	lo)
+		ip link set lo up
+		ip link add wgbench-a type wireguard && ip link add wgbench-b type wireguard &&
+			ip link set wgbench-a netns $A name wg0 && ip link set wgbench-b netns $B name wg0 || return 1
+		ep_a=127.0.0.1:$PORT_A ep_b=127.0.0.1:$PORT_B
+		;;
+	veth)
+		ip -n $A link add veth0 type veth peer name veth0 netns $B &&
+			ip -n $A addr add 10.10.0.1/24 dev veth0 && ip -n $B addr add 10.10.0.2/24 dev veth0 &&
+			ip -n $A link set veth0 up && ip -n $B link set veth0 up &&
+			ip -n $A link add wg0 type wireguard && ip -n $B link add wg0 type wireguard || return 1
+		ep_a=10.10.0.1:$PORT_A ep_b=10.10.0.2:$PORT_B
+		;;
+	*) log "unknown topology $topo"; return 1 ;;
+	esac
+	na wg set wg0 private-key "$D/a" listen-port $PORT_A \
+		peer "$PUB_B" allowed-ips $IP_B/32 endpoint "$ep_b" &&
+		nb wg set wg0 private-key "$D/b" listen-port $PORT_B \
+			peer "$PUB_A" allowed-ips $IP_A/32 endpoint "$ep_a" &&
+		ip -n $A addr add $IP_A/24 dev wg0 && ip -n $B addr add $IP_B/24 dev wg0 &&
+		ip -n $A link set wg0 up && ip -n $B link set wg0 up || return 1
+	# The first handshake, before anything is timed.
+	for i in 1 2 3 4 5; do
+		na ping -n -c 1 -W 5 $IP_B >/dev/null 2>&1 && return 0
+	done
+	log "  no answer through the tunnel"
+	return 1
+}
+
+topo_down() {
+	ip -n $A link del wg0 2>/dev/null
+	ip -n $B link del wg0 2>/dev/null
+	ip link del wgbench-a 2>/dev/null
+	ip link del wgbench-b 2>/dev/null
+	ip netns del $A 2>/dev/null
+	ip netns del $B 2>/dev/null
+	return 0
+}
+
+# ---- workloads ------------------------------------------------------------------
+
+server_start() {
+	local i
+	nb iperf3 -s -1 >"$D/server.log" 2>&1 &
+	SERVER=$!
+	for i in $(seq 50); do
+		nb ss -Hltn 'sport = :5201' | grep -q LISTEN && return 0
+		sleep 0.1
+	done
+	log "  the iperf3 server did not start: $(head -n 2 "$D/server.log")"
+	return 1
+}
+server_stop() {
+	kill "$SERVER" 2>/dev/null
+	wait "$SERVER" 2>/dev/null
+}
+
+# client NAME ARGS...: an iperf3 client in $A against the server in $B, its
+# JSON in $D/NAME.json.
+client() {
+	local name=$1
+	shift
+	na timeout $((SECS + 60)) iperf3 -c $IP_B -J "$@" >"$D/$name.json" 2>"$D/$name.err"
+}
+
+# jget tcp FILE | jget udp FILE LEN: Mbit/s received, or datagrams/s received.
+jget() {
+	python3 - "$@" <<'EOF'
+import json, sys
+mode, path = sys.argv[1], sys.argv[2]
+try:
+    d = json.load(open(path))
+except Exception as e:
+    sys.exit("unreadable iperf3 output (%s)" % e)
+if "error" in d:
+    sys.exit("iperf3: " + d["error"])
+e = d["end"]
+if mode == "tcp":
+    print("%.1f" % (e["sum_received"]["bits_per_second"] / 1e6))
+else:
+    size = int(sys.argv[3])
+    r = e.get("sum_received")
+    if r and r.get("seconds"):
+        print("%.0f" % (r["bytes"] / size / r["seconds"]))
+    else:  # older iperf3: one UDP summary, with the receiver's counts
+        s = e["sum"]
+        print("%.0f" % ((s["packets"] - s["lost_packets"]) / s["seconds"]))
+EOF
+}
+
+# measure IMPL TOPO KEY LABEL UNIT CLIENT-ARGS...
+measure() {
+	local impl=$1 topo=$2 key=$3 label=$4 unit=$5 mode=tcp v
+	shift 5
+	case " $* " in *" -u "*) mode=udp ;; esac
+	server_start || return
+	client "$key" -t "$SECS" "$@"
+	server_stop
+	if v=$(jget $mode "$D/$key.json" 64 2>"$D/jget.err"); then
+		add "$impl.$key.$topo" "$v"
+		log "  $topo: $label $v $unit"
+		[ "$key" = tcp1 ] && [ -n "${AEAD_NOW:-}" ] &&
+			add "$impl.frac.$topo" "$(awk -v t="$v" -v a="$AEAD_NOW" 'BEGIN { printf "%.3f", t / (a * 8) }')"
+	else
+		log "  $topo: $label n/a: $(head -c 300 "$D/jget.err") $(head -c 200 "$D/$key.err")"
+	fi
+}
+
+udp() {
+	local impl=$1 topo=$2 rx0 rx1
+	rx0=$(nb cat /sys/class/net/wg0/statistics/rx_packets)
+	measure "$impl" "$topo" udp "UDP 64 B" "datagrams/s received" -u -b 0 -l 64
+	rx1=$(nb cat /sys/class/net/wg0/statistics/rx_packets)
+	log "    (wg0 in $B: $(( (rx1 - rx0) / SECS )) packets/s received, over the whole run)"
+}
+
+latency() {
+	local impl=$1 topo=$2 bulk stats
+	server_start || return
+	na timeout $((SECS + 60)) iperf3 -c $IP_B -t $((SECS + 2)) -J >"$D/bulk.json" 2>&1 &
+	bulk=$!
+	sleep 1
+	na ping -n -i 0.01 -w "$SECS" $IP_B >"$D/ping.txt" 2>&1
+	wait $bulk
+	server_stop
+	# median p99 count, in microseconds
+	stats=$(sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' "$D/ping.txt" | sort -g | awk '
+		{ a[NR] = $1 * 1000 }
+		END {
+			if (NR == 0) exit 1
+			m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+			i = int(0.99 * NR); if (i < 0.99 * NR) i++
+			printf "%.0f %.0f %d\n", m, a[i], NR
+		}') || { log "  $topo: ping under load: no replies ($(tail -n 2 "$D/ping.txt" | tr '\n' ' '))"; return; }
+	set -- $stats
+	add "$impl.lat50.$topo" "$1"
+	add "$impl.lat99.$topo" "$2"
+	log "  $topo: ping under load: median $1 us, p99 $2 us ($3 replies; $(grep -o '[0-9]* packets transmitted' "$D/ping.txt"))"
+}
+
+workloads() {
+	local impl=$1 topo=$2
+	measure "$impl" "$topo" tcp1 "TCP 1 stream" Mbit/s
+	measure "$impl" "$topo" tcpn "TCP $NCPU streams" Mbit/s -P "$NCPU"
+	udp "$impl" "$topo"
+	latency "$impl" "$topo"
+}
+
+slot() {
+	local round=$1 impl=$2 module topo
+	module=$(module_of "$impl")
+	unload_all || return
+	if ! modprobe "$module"; then
+		log "round $round/$ROUNDS $impl: modprobe $module failed"
+		return
+	fi
+	log "round $round/$ROUNDS: $impl ($module)"
+	AEAD_NOW=
+	aead "$impl"
+	for topo in $TOPOS; do
+		if topo_up "$topo"; then
+			workloads "$impl" "$topo"
+		else
+			log "  $topo: setup failed, skipped"
+		fi
+		topo_down
+	done
+	unload_all
+}
+
+# ---- the machine ----------------------------------------------------------------
+
+accel=${WGRS_ACCEL:-}
+if [ -z "$accel" ]; then
+	dmesg | grep -q 'Hypervisor detected: KVM' && accel=kvm || accel="tcg?"
+fi
+debug=
+[ -e /proc/lockdep ] && debug=" - DEBUG KERNEL (lockdep on): numbers distorted, use make bench"
+MACHINE="$NCPU vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), ${accel^^}, $(( $(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo) / 1024 )) MiB; kernel $(uname -r), profile ${WGRS_KERNEL_PROFILE:-?}$debug; host: ${WGRS_HOST_CPU:-?}"
+
+log "bench ($MODE): rounds $ROUNDS, $SECS s per workload, topologies: $TOPOS, drivers: $IMPLS"
+log "machine: $MACHINE"
+# TODO (see the header): handshakes/s under an initiation flood.
+log "not measured yet: handshakes/s under an initiation flood"
+unload_all
+for round in $(seq "$ROUNDS"); do
+	for impl in $IMPLS; do
+		slot "$round" "$impl"
+	done
+done
+
+# ---- the table ------------------------------------------------------------------
+
+# stats VALUES: "median min max count", or nothing.
+stats() {
+	[ -n "$1" ] || return 0
+	printf '%s\n' $1 | sort -g | awk '
+		{ a[NR] = $1 }
+		END {
+			if (NR == 0) exit
+			m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+			print m, a[1], a[NR], NR
+		}'
+}
+cell() { # cell IMPL KEY FMT
+	local s
+	s=$(stats "${V[$1.$2]:-}")
+	[ -n "$s" ] && awk -v m="${s%% *}" -v f="$3" 'BEGIN { printf f, m }' || printf 'n/a'
+}
+spread() { # spread IMPL KEY: "x%" of (max - min) / median, or "n=1"
+	local s
+	s=$(stats "${V[$1.$2]:-}")
+	[ -n "$s" ] || { printf -- '-'; return; }
+	set -- $s
+	if [ "$4" -lt 2 ]; then printf 'n=1'; return; fi
+	awk -v m="$1" -v lo="$2" -v hi="$3" 'BEGIN { if (m == 0) printf "n/a"; else printf "%.0f%%", (hi - lo) / m * 100 }'
+}
+ratio() { # ratio KEY
+	local a b
+	a=$(stats "${V[rs.$1]:-}") b=$(stats "${V[c.$1]:-}")
+	[ -n "$a" ] && [ -n "$b" ] || { printf 'n/a'; return; }
+	awk -v a="${a%% *}" -v b="${b%% *}" 'BEGIN { if (b == 0) printf "n/a"; else printf "%.2f", a / b }'
+}
+row() { # row LABEL KEY FMT
+	printf '%-44s | %10s | %10s | %6s | ours %s, C %s\n' "$1" "$(cell rs "$2" "$3")" \
+		"$(cell c "$2" "$3")" "$(ratio "$2")" "$(spread rs "$2")" "$(spread c "$2")"
+}
+
+echo
+echo "raw values, one per round (ours = rs):"
+for k in $(printf '%s\n' "${!V[@]}" | sort); do
+	printf '  %-16s %s\n' "$k" "${V[$k]}"
+done
+echo
+echo "bench ($MODE): median of $ROUNDS round(s), $SECS s per workload; spread = (max - min) / median;"
+echo "higher is better but for ping (lower is better)"
+echo "machine: $MACHINE"
+printf '%-44s | %10s | %10s | %6s | %s\n' metric ours C ours/C spread
+printf '%s\n' "---------------------------------------------+------------+------------+--------+---------------------"
+for topo in $TOPOS; do
+	row "TCP 1 stream, Mbit/s ($topo)" "tcp1.$topo" '%.1f'
+	row "TCP $NCPU streams, Mbit/s ($topo)" "tcpn.$topo" '%.1f'
+	row "UDP 64 B, datagrams/s received ($topo)" "udp.$topo" '%.0f'
+	row "ping under load, median us ($topo)" "lat50.$topo" '%.0f'
+	row "ping under load, p99 us ($topo)" "lat99.$topo" '%.0f'
+	row "TCP 1 stream / AEAD limit ($topo)" "frac.$topo" '%.3f'
+done
+row "AEAD limit, MB/s (1 CPU, 1420 B)" aead '%.1f'
+row "AEAD, buffers/s (1 CPU, 64 B)" aead64 '%.0f'
+echo "not measured yet: handshakes/s under an initiation flood (TODO)"
+log "bench done in $((SECONDS - START)) s"
+rm -rf "$D"
+exit 0
