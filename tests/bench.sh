@@ -298,7 +298,8 @@ if [ -z "$accel" ]; then
 fi
 debug=
 [ -e /proc/lockdep ] && debug=" - DEBUG KERNEL (lockdep on): numbers distorted, use make bench"
-MACHINE="$NCPU vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), ${accel^^}, $(( $(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo) / 1024 )) MiB; kernel $(uname -r), profile ${WGRS_KERNEL_PROFILE:-?}$debug; host: ${WGRS_HOST_CPU:-?}"
+simd=$(grep -m1 '^flags' /proc/cpuinfo | grep -ow 'ssse3\|avx2\|avx512f' | tr '\n' ' ')
+MACHINE="$NCPU vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); SIMD: ${simd:-none}), ${accel^^}, $(( $(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo) / 1024 )) MiB; kernel $(uname -r), profile ${WGRS_KERNEL_PROFILE:-?}$debug; host: ${WGRS_HOST_CPU:-?}"
 
 log "bench ($MODE): rounds $ROUNDS, $SECS s per workload, topologies: $TOPOS, drivers: $IMPLS"
 log "machine: $MACHINE"
