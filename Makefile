@@ -47,7 +47,8 @@ kselftest: module
 # cached under its own key. The module and tests/kmod are built against it in
 # build/profile-bench/, leaving the debug build here as it is. QUICK=1: one
 # round, 3 s per workload (a smoke test); BENCH_ARGS: more arguments for
-# tests/bench.sh (rounds=N secs=S topos=... impls=...). The guest CPU is
+# tests/bench.sh (rounds=N secs=S topos=... impls=...); PERF=1: perf
+# (tools/perf) profiles round 1 of each driver. The guest CPU is
 # qemu64 (VM_CPU overrides): TCG emulates AVX2 and SSSE3 slowly, so with
 # -cpu max lib/crypto's SIMD ChaCha20-Poly1305 runs at 8 MB/s against 55 MB/s
 # for its generic code (Documentation/benchmarks.md).
@@ -55,7 +56,9 @@ BENCH_ENV := WGRS_KERNEL_PROFILE=bench VM_CPU=$${VM_CPU:-qemu64}
 bench:
 	$(BENCH_ENV) tools/module modules
 	$(BENCH_ENV) tools/module M=$(CURDIR)/tests/kmod modules
-	$(BENCH_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench.sh $(if $(QUICK),quick) $(BENCH_ARGS)
+	$(if $(PERF),mkdir -p build && cp "$$(tools/perf)" build/perf)
+	$(BENCH_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench.sh $(if $(QUICK),quick) \
+		$(if $(PERF),perf=build/perf) $(BENCH_ARGS)
 
 bench-scale: module
 	VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench-scale.sh

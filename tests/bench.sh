@@ -5,6 +5,7 @@
 #
 #   make bench [QUICK=1]       on the bench kernel profile (see the Makefile)
 #   tools/vm-run tests/bench.sh [quick] [rounds=N] [secs=S] [topos="lo veth"] [impls="rs c"]
+#                              [work="tcp1 tcpn udp ping"] [perf=PATH]
 #
 # TODO: handshakes/s completed under an initiation flood, and whether a data
 # stream stays alive meanwhile (the fifth metric of issue 10), is NOT
@@ -42,7 +43,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full
+ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= WORK="tcp1 tcpn udp ping"
 for arg; do
 	case $arg in
 	quick) ROUNDS=1 SECS=3 AEAD_MS=500 MODE=quick ;;
@@ -51,7 +52,9 @@ for arg; do
 	secs=[1-9]*) SECS=${arg#*=} ;;
 	topos=*) TOPOS=${arg#*=} ;;
 	impls=*) IMPLS=${arg#*=} ;;
-	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"]" >&2; exit 2 ;;
+	perf=?*) PERF=${arg#*=} ;;
+	work=?*) WORK=${arg#*=} ;;
+	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"] [work=\"tcp1 tcpn udp ping\"] [perf=PATH]" >&2; exit 2 ;;
 	esac
 done
 
@@ -159,6 +162,39 @@ topo_down() {
 	return 0
 }
 
+# ---- profiles -------------------------------------------------------------------
+
+# profiled IMPL WHAT CMD...: runs CMD; with perf=PATH, in the first round,
+# samples every CPU (cpu-clock: TCG has no PMU) for most of CMD's time and
+# keeps perf's report of the top kernel symbols for the end of the output.
+profiled() {
+	local impl=$1 what=$2 rec
+	shift 2
+	if [ -z "$PERF" ] || [ "$round" != 1 ]; then
+		"$@"
+		return
+	fi
+	(sleep 1; exec "$PERF" record -q -e cpu-clock -a -g -o "$D/perf.data" -- sleep $((SECS > 3 ? SECS - 2 : 1))) \
+		>"$D/perf.err" 2>&1 &
+	rec=$!
+	"$@"
+	wait $rec
+	# Shares of the busy samples: the idle loop's are left out.
+	"$PERF" report -i "$D/perf.data" --stdio --no-children --sort sym -g none 2>/dev/null |
+		awk -v title="== profile: $(impl_name "$impl"), $what (cpu-clock, all CPUs, self time)" '
+		$1 ~ /%$/ && $2 == "[k]" || $2 == "[.]" {
+			p = $1; sub(/%/, "", p); sym = $3
+			if (sym ~ /^(pv_native_safe_halt|default_idle|cpuidle_idle_call|do_idle|native_safe_halt|acpi_idle_do_entry)$/) { idle += p; next }
+			n++; s[n] = sym; v[n] = p; busy += p
+		}
+		END {
+			printf "%s: %.0f%% busy\n", title, busy
+			for (i = 1; i <= n && i <= 25; i++)
+				if (busy > 0 && v[i] / busy >= 0.01) printf "  %5.1f%%  %s\n", v[i] / busy * 100, s[i]
+		}' >>"$D/profiles" || true
+}
+impl_name() { case $1 in rs) echo ours ;; c) echo C ;; esac; }
+
 # ---- workloads ------------------------------------------------------------------
 
 server_start() {
@@ -216,7 +252,7 @@ measure() {
 	shift 5
 	case " $* " in *" -u "*) mode=udp ;; esac
 	server_start || return
-	client "$key" -t "$SECS" "$@"
+	profiled "$impl" "$label ($topo)" client "$key" -t "$SECS" "$@"
 	server_stop
 	if v=$(jget $mode "$D/$key.json" 64 2>"$D/jget.err"); then
 		add "$impl.$key.$topo" "$v"
@@ -242,7 +278,7 @@ latency() {
 	na timeout $((SECS + 60)) iperf3 -c $IP_B -t $((SECS + 2)) -J >"$D/bulk.json" 2>&1 &
 	bulk=$!
 	sleep 1
-	na ping -n -i 0.01 -w "$SECS" $IP_B >"$D/ping.txt" 2>&1
+	profiled "$impl" "ping under load ($topo)" na ping -n -i 0.01 -w "$SECS" $IP_B >"$D/ping.txt" 2>&1
 	wait $bulk
 	server_stop
 	# median p99 count, in microseconds
@@ -261,11 +297,16 @@ latency() {
 }
 
 workloads() {
-	local impl=$1 topo=$2
-	measure "$impl" "$topo" tcp1 "TCP 1 stream" Mbit/s
-	measure "$impl" "$topo" tcpn "TCP $NCPU streams" Mbit/s -P "$NCPU"
-	udp "$impl" "$topo"
-	latency "$impl" "$topo"
+	local impl=$1 topo=$2 work
+	for work in $WORK; do
+		case $work in
+		tcp1) measure "$impl" "$topo" tcp1 "TCP 1 stream" Mbit/s ;;
+		tcpn) measure "$impl" "$topo" tcpn "TCP $NCPU streams" Mbit/s -P "$NCPU" ;;
+		udp) udp "$impl" "$topo" ;;
+		ping) latency "$impl" "$topo" ;;
+		*) log "  unknown workload $work" ;;
+		esac
+	done
 }
 
 slot() {
@@ -305,6 +346,11 @@ log "bench ($MODE): rounds $ROUNDS, $SECS s per workload, topologies: $TOPOS, dr
 log "machine: $MACHINE"
 # TODO (see the header): handshakes/s under an initiation flood.
 log "not measured yet: handshakes/s under an initiation flood"
+if [ -n "$PERF" ]; then
+	"$PERF" --version >/dev/null 2>&1 || { log "perf=$PERF does not run"; exit 1; }
+	sysctl -qw kernel.kptr_restrict=0 kernel.perf_event_paranoid=-1
+	log "profiling round 1 with $PERF"
+fi
 unload_all
 for round in $(seq "$ROUNDS"); do
 	for impl in $IMPLS; do
@@ -371,6 +417,7 @@ done
 row "AEAD limit, MB/s (1 CPU, 1420 B)" aead '%.1f'
 row "AEAD, buffers/s (1 CPU, 64 B)" aead64 '%.0f'
 echo "not measured yet: handshakes/s under an initiation flood (TODO)"
+[ -s "$D/profiles" ] && { echo; cat "$D/profiles"; }
 log "bench done in $((SECONDS - START)) s"
 rm -rf "$D"
 exit 0
