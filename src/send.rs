@@ -123,7 +123,8 @@ pub(crate) fn send_staged(peer: &RcuArc<Peer>) {
         meta.nonce = nonce;
         nonce += 1;
     });
-    let Some(packet) = Packet::new(packets.into_list(), keypair) else {
+    let buffers = packets.len();
+    let Some(packet) = Packet::new(packets.into_list(), buffers, keypair) else {
         return;
     };
     if peer.is_dead() {

@@ -52,11 +52,13 @@ pub(crate) struct PacketMeta {
 }
 
 /// The control block of a packet's first buffer: the metadata, then what
-/// only [`Packet`] sees: the outcome of the parallel stage and the key.
+/// only [`Packet`] sees: the outcome of the parallel stage, the number of
+/// buffers (fixed when the packet is made) and the key.
 #[repr(C)]
 struct PacketCb {
     meta: PacketMeta,
     state: Atomic<i32>,
+    buffers: u32,
     /// An erased `RcuArc<K>` counted for the packet.
     key: *mut core::ffi::c_void,
 }
@@ -102,32 +104,43 @@ pub(crate) struct Packet<K: Send + Sync> {
 unsafe impl<K: Send + Sync> Send for Packet<K> {}
 
 impl<K: Send + Sync> Packet<K> {
-    /// Makes `segments` a packet for `key`, pending; `None` if empty.
-    pub(crate) fn new(segments: SkbList, key: RcuArc<K>) -> Option<Self> {
+    /// Makes `segments` (`buffers` of them) a packet for `key`, pending;
+    /// `None` if empty.
+    pub(crate) fn new(segments: SkbList, buffers: usize, key: RcuArc<K>) -> Option<Self> {
         let head = NonNull::new(segments.into_raw())?;
-        // SAFETY: `head` heads a chain we own; its `cb` is ours to write.
-        unsafe {
-            let cb = packet_cb(head.as_ptr());
-            ptr::addr_of_mut!((*cb).state).write(Atomic::new(PacketState::Pending as i32));
-            ptr::addr_of_mut!((*cb).key).write(RcuArc::into_erased(key).as_ptr());
-        }
-        // INVARIANT: the chain is ours and `key` now holds the reference.
-        Some(Packet { head, _key: PhantomData })
+        // SAFETY: `head` heads the chain we owned as `segments`.
+        Some(unsafe { Self::from_chain(head, buffers, key) })
     }
 
     /// A packet of one buffer.
     pub(crate) fn single(skb: SkBuff, key: RcuArc<K>) -> Self {
         let mut list = SkbQueue::new();
         list.push_back(skb);
-        let head = list.into_list().into_raw();
-        // SAFETY: as in `new`, with a chain of one.
+        // SAFETY: a one-buffer chain we own, so its head is not null.
+        unsafe { Self::from_chain(NonNull::new_unchecked(list.into_list().into_raw()), 1, key) }
+    }
+
+    /// # Safety
+    ///
+    /// `head` must head a chain of `buffers` buffers that we own.
+    unsafe fn from_chain(head: NonNull<bindings::sk_buff>, buffers: usize, key: RcuArc<K>) -> Self {
+        // SAFETY: per the function's contract the first buffer's `cb` is ours
+        // to write.
         unsafe {
-            let cb = packet_cb(head);
+            let cb = packet_cb(head.as_ptr());
             ptr::addr_of_mut!((*cb).state).write(Atomic::new(PacketState::Pending as i32));
+            ptr::addr_of_mut!((*cb).buffers).write(u32::try_from(buffers).unwrap_or(u32::MAX));
             ptr::addr_of_mut!((*cb).key).write(RcuArc::into_erased(key).as_ptr());
-            // INVARIANT: as in `new`; `head` came from a one-buffer chain.
-            Packet { head: NonNull::new_unchecked(head), _key: PhantomData }
         }
+        // INVARIANT: the chain is ours and `key` now holds the reference.
+        Packet { head, _key: PhantomData }
+    }
+
+    /// How many buffers the packet was made of.
+    fn buffers(&self) -> i32 {
+        // SAFETY: our first buffer; `buffers` was written in `new` and
+        // never changes.
+        i32::try_from(unsafe { (*packet_cb(self.head.as_ptr())).buffers }).unwrap_or(i32::MAX)
     }
 
     fn erased_key(&self) -> NonNull<core::ffi::c_void> {
@@ -206,7 +219,8 @@ struct Consumer {
 
 /// A multi-producer, single-consumer queue of packets, in the order they
 /// were pushed (upstream's `prev_queue`: Vyukov's intrusive MPSC queue,
-/// linked through `skb->prev`). Bounded by `limit`.
+/// linked through `skb->prev`). Bounded by `limit` buffers, as upstream
+/// bounds it by packets: a batch counts as many as it has buffers.
 ///
 /// # Invariants
 ///
@@ -218,6 +232,7 @@ struct Consumer {
 pub(crate) struct OrderedQueue<K: Send + Sync> {
     /// Producers swap themselves in here.
     head: Atomic<*mut bindings::sk_buff>,
+    /// Buffers in the queue.
     count: Atomic<i32>,
     limit: i32,
     /// The consumer's state; uncontended (there is one consumer at a time,
@@ -302,7 +317,7 @@ impl<K: Send + Sync> OrderedQueue<K> {
         }
         if !next.is_null() {
             consumer.tail = next;
-            self.count.fetch_sub(1, Relaxed);
+            self.uncount(tail);
             return tail;
         }
         if tail != Self::head_or_stub(self.head.load(Acquire), stub) {
@@ -313,20 +328,31 @@ impl<K: Send + Sync> OrderedQueue<K> {
         next = load_next(tail);
         if !next.is_null() {
             consumer.tail = next;
-            self.count.fetch_sub(1, Relaxed);
+            self.uncount(tail);
             return tail;
         }
         ptr::null_mut()
     }
 
-    /// Pushes `packet` at the back, unless the queue is full.
+    /// Gives back the room of `skb`, a packet's first buffer just popped.
+    fn uncount(&self, skb: *mut bindings::sk_buff) {
+        // SAFETY: popped by the consumer, the queue still owns the packet;
+        // we only read its fixed buffer count.
+        let packet = ManuallyDrop::new(unsafe { Packet::<K>::from_raw(NonNull::new_unchecked(skb)) });
+        self.count.fetch_sub(packet.buffers(), Relaxed);
+    }
+
+    /// Pushes `packet` at the back, unless that would put more than `limit`
+    /// buffers in the queue (a packet larger than that still goes into an
+    /// empty queue).
     fn push(&self, packet: Packet<K>) -> core::result::Result<(), Packet<K>> {
+        let buffers = packet.buffers();
         let mut count = self.count.load(Relaxed);
         loop {
-            if count >= self.limit {
+            if count > 0 && count.saturating_add(buffers) > self.limit {
                 return Err(packet);
             }
-            match self.count.cmpxchg(count, count + 1, Relaxed) {
+            match self.count.cmpxchg(count, count.saturating_add(buffers), Relaxed) {
                 Ok(_) => break,
                 Err(current) => count = current,
             }
