@@ -13,6 +13,9 @@ Usage:
       message holding the attribute names in order, nests as NAME[...]
       (NAME(noflag)[...] if NLA_F_NESTED is missing), e.g.
         LISTEN_PORT FWMARK IFINDEX IFNAME PRIVATE_KEY PUBLIC_KEY PEERS[0[...]]
+      With --count, one line "messages=N bytes=B seconds=S" instead: the
+      dump's messages and payload bytes, and the time from the request to
+      NLMSG_DONE (a client that only receives, to time the kernel's side).
       If any message of the dump, or its NLMSG_DONE, carries NLM_F_DUMP_INTR
       (the device changed while it was dumped), a last line "DUMP_INTR"
       follows (the exit status stays 0).
@@ -371,6 +374,7 @@ def make_parser():
     ap.add_argument('--ifindex', type=lambda s: int(s, 0))
     ap.add_argument('--attr', action='append', default=[], metavar='SPEC')
     ap.add_argument('--order', action='store_true')
+    ap.add_argument('--count', action='store_true')
     ap.add_argument('--cmd', type=lambda s: int(s, 0))
     ap.add_argument('--nlflags', type=lambda s: int(s, 0))
     ap.add_argument('--reserved', type=lambda s: int(s, 0), default=0)
@@ -414,7 +418,9 @@ def request(args):
             cmd = args.cmd
         if args.nlflags is not None:
             nlflags = args.nlflags
+        started = time.monotonic()
         replies = transact(sock, family, cmd, nlflags, attrs, args.reserved, args.trailing)
+        seconds = time.monotonic() - started
     except KernelError as e:
         if e.msg:
             print('genl.py: kernel says: %s' % e.msg, file=sys.stderr)
@@ -424,7 +430,10 @@ def request(args):
         return 3, []
     finally:
         sock.close()
-    for gcmd, gver, mflags, data in replies:
+    if args.count:
+        out.append('messages=%d bytes=%d seconds=%.3f' % (
+            len(replies), sum(len(data) for _, _, _, data in replies), seconds))
+    for gcmd, gver, mflags, data in [] if args.count else replies:
         if args.order:
             out.append(order('device', data))
         else:
