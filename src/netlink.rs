@@ -3,6 +3,7 @@
 //! The "wireguard" generic netlink family (upstream `netlink.c`, with the
 //! policies of `Documentation/netlink/specs/wireguard.yaml`).
 
+use core::ops::ControlFlow;
 use crate::device::{Config, Device, Tunnel, LINK_KIND};
 use crate::kapi::crypto::{curve25519_generate_public, Secret, KEY_LEN};
 use crate::kapi::genl::{
@@ -147,7 +148,7 @@ impl DumpHandler for GetDevice {
         if !device.is_registered(&rtnl) {
             return Err(ENODEV);
         }
-        let config = device.config.lock();
+        let mut config = device.config.lock();
         let dev = device.netdev();
         let fwmark = device.tunnel().map_or(0, |tunnel| tunnel.fwmark());
         let mut msg = writer.begin(config.generation)?;
@@ -173,30 +174,31 @@ impl DumpHandler for GetDevice {
         let mut resume = cursor.allowedips.take();
         let mut progress = DumpProgress::Done;
         let mut wrote_any = false;
-        while let Some((order, peer)) = config.peers.at_or_after(next) {
+        config.peers.walk_from(next, |order, peer, allowedips| {
             // A peer cut short and since removed: carry on with the next.
             let from = resume.take().filter(|_| order == next);
-            match put_peer(&mut peers, peer, &config.peers.allowedips, from) {
+            match put_peer(&mut peers, peer, allowedips, from) {
                 PeerFit::All => {
                     wrote_any = true;
                     cursor.peer_done = true;
                     next = order + 1;
+                    ControlFlow::Continue(())
                 }
                 PeerFit::Partial(from, seq) => {
                     wrote_any = true;
                     next = order;
                     cursor.allowedips = Some((from, seq));
                     progress = DumpProgress::More;
-                    break;
+                    ControlFlow::Break(())
                 }
                 PeerFit::Nothing => {
                     cursor.allowedips = from;
                     next = order;
                     progress = DumpProgress::More;
-                    break;
+                    ControlFlow::Break(())
                 }
             }
-        }
+        });
         // A message with room for no peer at all would repeat forever.
         if !wrote_any && matches!(progress, DumpProgress::More) {
             return Err(EMSGSIZE);

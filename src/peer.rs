@@ -14,6 +14,7 @@
 //! keys and stops its timers and work. Packets still in flight keep it
 //! until they are done.
 
+use core::ops::ControlFlow;
 use crate::allowedips::AllowedIps;
 use crate::device::Tunnel;
 use crate::kapi::crypto::{Secret, KEY_LEN};
@@ -336,10 +337,28 @@ impl Peers {
         self.by_order.get(&order)
     }
 
-    /// The first peer at or after position `order`, with its position.
-    pub(crate) fn at_or_after(&self, order: u64) -> Option<(u64, &RcuArc<Peer>)> {
-        let order = *self.by_order.cursor_lower_bound(&order)?.current().0;
-        Some((order, self.by_order.get(&order)?))
+    /// The position of the oldest peer.
+    fn first(&self) -> Option<u64> {
+        self.by_order.iter().next().map(|(&order, _)| order)
+    }
+
+    /// Calls `f` with each peer at or after position `order`, in order, its
+    /// position and the allowed-IPs table, until `f` breaks. One tree
+    /// search in all, then a step per peer (a dump message's walk).
+    pub(crate) fn walk_from(
+        &mut self,
+        order: u64,
+        mut f: impl FnMut(u64, &RcuArc<Peer>, &AllowedIps<Peer>) -> ControlFlow<()>,
+    ) {
+        let allowedips = &self.allowedips;
+        let mut cursor = self.by_order.cursor_lower_bound_mut(&order);
+        while let Some(at) = cursor {
+            let (&order, peer) = at.current();
+            if f(order, peer, allowedips).is_break() {
+                return;
+            }
+            cursor = at.move_next();
+        }
     }
 
     /// Every peer, in creation order.
@@ -398,12 +417,12 @@ impl Peers {
     /// should there be no memory to list them). May sleep.
     pub(crate) fn remove_all(&mut self) {
         let Ok(mut dead) = KVec::with_capacity(self.len, GFP_KERNEL) else {
-            while let Some((order, _)) = self.at_or_after(0) {
+            while let Some(order) = self.first() {
                 self.remove(order);
             }
             return;
         };
-        while let Some((order, _)) = self.at_or_after(0) {
+        while let Some(order) = self.first() {
             if let Some(peer) = self.make_dead(order) {
                 // Within the capacity reserved above: cannot fail.
                 let _ = dead.push_within_capacity(peer);
