@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wgpeer import (  # noqa: E402
     LEN_COOKIE, LEN_INITIATION, LEN_RESPONSE, MSG_COOKIE, MSG_DATA, MSG_INITIATION, MSG_RESPONSE,
-    RATELIMIT_BURST, RATELIMIT_PACKETS_PER_SECOND, REJECT_AFTER_MESSAGES, TAI64_BASE, UNDER_LOAD_QUEUE_LEN,
+    RATELIMIT_BURST, RATELIMIT_PACKETS_PER_SECOND, REJECT_AFTER_MESSAGES, UNDER_LOAD_QUEUE_LEN,
     COUNTER_WINDOW_SIZE, Endpoint, Peer, XAEAD_open, cookie_key, index_of, ipv4_udp, msg_type,
     parse_ipv4_udp, tai64n)
 
