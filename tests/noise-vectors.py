@@ -4,7 +4,8 @@
 # Fixed test vectors for the WireGuard handshake, computed independently of
 # our Rust code: from the WireGuard paper (section 5.4) and protocol page,
 # with Python's hashlib (BLAKE2s), hmac (HMAC-BLAKE2s) and the
-# `cryptography` package (X25519, ChaCha20-Poly1305). Runs on the host:
+# `cryptography` package (X25519, ChaCha20-Poly1305), through the primitives
+# of tests/wgpeer.py. Runs on the host:
 #
 #   python3 tests/noise-vectors.py
 #
@@ -13,58 +14,14 @@
 # ephemerals, timestamp, indices and preshared key to our implementation
 # and compares every byte).
 
-import hashlib
-import hmac
+import os
 import struct
+import sys
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives import serialization
-
-CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
-IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
-LABEL_MAC1 = b"mac1----"
-
-
-def HASH(data):
-    return hashlib.blake2s(data, digest_size=32).digest()
-
-
-def MAC(key, data):
-    return hashlib.blake2s(data, digest_size=16, key=key).digest()
-
-
-def HMAC(key, data):
-    return hmac.new(key, data, hashlib.blake2s).digest()
-
-
-def KDF(n, key, data):
-    t0 = HMAC(key, data)
-    out, prev = [], b""
-    for i in range(1, n + 1):
-        prev = HMAC(t0, prev + bytes([i]))
-        out.append(prev)
-    return out
-
-
-def AEAD(key, counter, plain, ad):
-    return ChaCha20Poly1305(key).encrypt(b"\0" * 4 + struct.pack("<Q", counter), plain, ad)
-
-
-def clamp(k):
-    k = bytearray(k)
-    k[0] &= 248
-    k[31] = (k[31] & 127) | 64
-    return bytes(k)
-
-
-def public(priv):
-    return X25519PrivateKey.from_private_bytes(priv).public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def DH(priv, pub):
-    return X25519PrivateKey.from_private_bytes(priv).exchange(X25519PublicKey.from_public_bytes(pub))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The primitives and constants are the test peer's (tests/wgpeer.py).
+from wgpeer import (CONSTRUCTION, IDENTIFIER, LABEL_MAC1, AEAD, DH, HASH, KDF,  # noqa: E402
+                    MAC, clamp, public)
 
 
 # The fixed inputs (the self-test uses the same).
