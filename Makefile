@@ -6,7 +6,7 @@
 export KDIR
 export IMPL ?= rs
 
-.PHONY: all module test-modules demo check fuzz interop check-peer-cap bench bench-scale kselftest soak env clean clean-cache
+.PHONY: all module test-modules demo check check-lifecycle fuzz interop check-peer-cap bench bench-scale kselftest soak env clean clean-cache
 
 all: module
 
@@ -34,6 +34,15 @@ check: module test-modules
 # a run (its seed is printed). make check runs 20,000.
 fuzz: module
 	VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/packet-fuzz.sh $(or $(N),1000000) $(SEED)
+
+# Lifecycle under traffic (tests/lifecycle.sh): device and namespace
+# deletion, moves, down/up, peer removal, key changes and rmmod, each with
+# iperf3 flowing and handshakes in flight. Not in make check: it takes about
+# 15 minutes per driver under TCG. IMPL=c runs it on the C driver; on a kernel
+# with kmemleak (WGRS_KERNEL_PROFILE=kasan, module built for it) it also scans
+# for leaks.
+check-lifecycle: module
+	VM_APPEND='$(CHECK_APPEND)' VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/lifecycle.sh
 
 # Two guests on one QEMU network: the C driver in A, ours in B (swap them
 # with IMPL_A=rs IMPL_B=c).

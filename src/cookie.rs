@@ -149,7 +149,7 @@ impl CookieChecker {
         let mut state = self.state.lock();
         if time::has_expired(state.secret_birthdate, COOKIE_SECRET_MAX_AGE) {
             state.secret_birthdate = time::coarse_boottime_ns();
-            state.secret = Secret::random();
+            random::fill_wait(state.secret.expose_mut());
         }
         let mut ctx = Blake2s::<COOKIE_LEN>::new_keyed(state.secret.expose());
         let port = match src {
@@ -280,7 +280,7 @@ impl PeerCookie {
         ) {
             return false;
         }
-        self.cookie = cookie;
+        self.cookie.assign(&cookie);
         self.birthdate = time::coarse_boottime_ns();
         self.is_valid = true;
         self.have_sent_mac1 = false;

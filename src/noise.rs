@@ -228,6 +228,13 @@ impl SymmetricState {
         s
     }
 
+    /// Overwrites both with copies of `other`'s, which it leaves to be
+    /// wiped when dropped (see [`Secret::assign`]).
+    fn assign(&mut self, other: &SymmetricState) {
+        self.chaining_key.assign(&other.chaining_key);
+        self.hash.assign(&other.hash);
+    }
+
     fn duplicate(&self) -> Self {
         SymmetricState {
             chaining_key: Secret::copy_from(self.chaining_key.expose()),
@@ -238,20 +245,20 @@ impl SymmetricState {
     fn mix_hash(&mut self, data: &[u8]) {
         let mut hash = Secret::zeroed();
         crypto::blake2s(&[self.hash.expose(), data], hash.expose_mut());
-        self.hash = hash;
+        self.hash.assign(&hash);
     }
 
     /// `e` (either side): the ephemeral public key goes into both.
     fn mix_ephemeral(&mut self, ephemeral: &[u8; NOISE_PUBLIC_KEY_LEN]) {
         self.mix_hash(ephemeral);
         let [chaining_key] = crypto::kdf(self.chaining_key.expose(), ephemeral);
-        self.chaining_key = chaining_key;
+        self.chaining_key.assign(&chaining_key);
     }
 
     /// Mixes `input` into the chaining key and returns the message key.
     fn mix_key(&mut self, input: &[u8]) -> Secret<KEY_LEN> {
         let [chaining_key, key] = crypto::kdf(self.chaining_key.expose(), input);
-        self.chaining_key = chaining_key;
+        self.chaining_key.assign(&chaining_key);
         key
     }
 
@@ -265,7 +272,7 @@ impl SymmetricState {
     fn mix_dh_only(&mut self, private: &Secret<KEY_LEN>, public: &[u8; KEY_LEN]) -> Option<()> {
         let shared = crypto::curve25519(private, public)?;
         let [chaining_key] = crypto::kdf(self.chaining_key.expose(), shared.expose());
-        self.chaining_key = chaining_key;
+        self.chaining_key.assign(&chaining_key);
         Some(())
     }
 
@@ -277,7 +284,7 @@ impl SymmetricState {
     /// `psk`: mixes the preshared key into both; returns the message key.
     fn mix_psk(&mut self, psk: &Secret<KEY_LEN>) -> Secret<KEY_LEN> {
         let [chaining_key, temp_hash, key] = crypto::kdf(self.chaining_key.expose(), psk.expose());
-        self.chaining_key = chaining_key;
+        self.chaining_key.assign(&chaining_key);
         self.mix_hash(temp_hash.expose());
         key
     }
@@ -484,8 +491,8 @@ pub(crate) fn create_initiation_with<P: NoisePeer>(
     sym.encrypt(&mut encrypted_timestamp, &timestamp, &key)?;
 
     let sender_index = hs.reindex(peer, pick_index)?;
-    hs.symmetric = sym;
-    hs.ephemeral_private = ephemeral_private;
+    hs.symmetric.assign(&sym);
+    hs.ephemeral_private.assign(&ephemeral_private);
     hs.identity = Some(identity);
     hs.state = HandshakeState::CreatedInitiation;
     drop(hs);
@@ -542,7 +549,7 @@ pub(crate) fn consume_initiation<P: NoisePeer>(dev: &DeviceNoise<P>, src: &Initi
 
     hs.remote_ephemeral = *e;
     hs.latest_timestamp = t;
-    hs.symmetric = sym;
+    hs.symmetric.assign(&sym);
     hs.remote_index = src.sender_index;
     if (hs.last_initiation_consumption.wrapping_sub(now) as i64) < 0 {
         hs.last_initiation_consumption = now;
@@ -587,8 +594,8 @@ pub(crate) fn create_response_with<P: NoisePeer>(
     sym.encrypt(&mut encrypted_nothing, &[], &key)?;
 
     let sender_index = hs.reindex(peer, pick_index)?;
-    hs.symmetric = sym;
-    hs.ephemeral_private = ephemeral_private;
+    hs.symmetric.assign(&sym);
+    hs.ephemeral_private.assign(&ephemeral_private);
     hs.state = HandshakeState::CreatedResponse;
     let receiver_index = hs.remote_index;
     drop(hs);
@@ -633,7 +640,7 @@ pub(crate) fn consume_response<P: NoisePeer>(dev: &DeviceNoise<P>, src: &Respons
     sym.decrypt(&mut [], &src.encrypted_nothing, &key)?;
 
     hs.remote_ephemeral = *e;
-    hs.symmetric = sym;
+    hs.symmetric.assign(&sym);
     hs.remote_index = src.sender_index;
     hs.state = HandshakeState::ConsumedResponse;
     drop(hs);

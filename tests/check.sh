@@ -1051,6 +1051,76 @@ t_userns_owner() {
 	expect_ok nsenter -t "$pid" -n ip link del wg0
 }
 
+# python3 -c "$RTNL_DUMP_HAS" HEX...: prints the size of an RTM_GETLINK dump
+# (which needs no privilege); exits 0 if its raw bytes hold any of the byte
+# strings HEX..., 1 if not.
+RTNL_DUMP_HAS='
+import socket, struct, sys
+keys = [bytes.fromhex(h) for h in sys.argv[1:]]
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+# RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, an empty ifinfomsg.
+s.send(struct.pack("=LHHLL", 32, 18, 0x301, 1, 0) + struct.pack("=BBHiII", 0, 0, 0, 0, 0, 0))
+data, done = b"", False
+while not done:
+    buf = s.recv(1 << 16)
+    data += buf
+    off = 0
+    while off + 16 <= len(buf):
+        length, kind = struct.unpack_from("=LH", buf, off)
+        done |= kind in (2, 3)  # NLMSG_ERROR, NLMSG_DONE
+        off += max((length + 3) & ~3, 16)
+print("rtnl dump: %d bytes" % len(data))
+sys.exit(0 if any(k in data for k in keys) else 1)
+'
+
+# The private and preshared keys never reach a caller without
+# CAP_NET_ADMIN over the device's netns (upstream: GENL_UNS_ADMIN_PERM on
+# get-device too): with both set, every read such a caller can make fails
+# with EPERM or shows neither key (base64 or hex), and rtnetlink's link
+# dump, which anyone may read, holds neither key's bytes. Root's reads, the
+# positive control, show both in the same forms.
+t_unprivileged_no_keys() {
+	local priv psk hex pat runner
+	priv=$(newkey k1)
+	psk=$(newkey psk)
+	hex="$(b64hex "$priv") $(b64hex "$psk")"
+	# As regular expressions: base64 has '+'.
+	priv=${priv//+/\\+} psk=${psk//+/\\+}
+	pat="$priv|$psk|${hex% *}|${hex#* }"
+	expect_ok ip link add wg0 type wireguard
+	expect_ok wg set wg0 private-key "$KEYS/k1" peer "$(newkey k2 >/dev/null; pubkey k2)" \
+		preshared-key "$KEYS/psk" allowed-ips 10.0.0.2/32
+	expect_ok wg showconf wg0
+	expect_match "$T_OUT" "PrivateKey = $priv" "root's showconf"
+	expect_match "$T_OUT" "PresharedKey = $psk" "root's showconf"
+	expect_ok genl get --ifname wg0
+	expect_match "$T_OUT" "PRIVATE_KEY len=32: hex:${hex% *}" "root's get-device"
+	expect_match "$T_OUT" "PRESHARED_KEY len=32: hex:${hex#* }" "root's get-device"
+	for runner in "unshare -U -r" "${NOBODY[*]}"; do
+		# (Word splitting of $runner and $hex is meant.)
+		expect_fail_errno EPERM $runner wg show wg0 private-key
+		expect_no_match "$T_OUT" "$pat" "$runner wg show wg0 private-key"
+		expect_fail_errno EPERM $runner wg show wg0 preshared-keys
+		expect_no_match "$T_OUT" "$pat" "$runner wg show wg0 preshared-keys"
+		expect_fail_errno EPERM $runner wg showconf wg0
+		expect_no_match "$T_OUT" "$pat" "$runner wg showconf wg0"
+		run $runner wg show all dump
+		expect_no_match "$T_OUT" "$pat" "$runner wg show all dump"
+		expect_fail_errno EPERM $runner python3 "$GENL" get --ifname wg0
+		expect_no_match "$T_OUT" "$pat" "$runner get-device"
+		expect_ok $runner ip -d link show wg0
+		expect_no_match "$T_OUT" "$pat" "$runner ip -d link show"
+		run $runner python3 -c "$RTNL_DUMP_HAS" $hex
+		expect_match "$T_OUT" '^rtnl dump: [0-9]+ bytes' "$runner's rtnl dump"
+		[ "$T_RC" = 1 ] || fail "$runner's rtnl link dump holds a key"
+	done
+	# Nor for root; and the search finds what is there ("wg0\0").
+	run python3 -c "$RTNL_DUMP_HAS" $hex
+	[ "$T_RC" = 1 ] || fail "root's rtnl link dump holds a key: $T_OUT"
+	run python3 -c "$RTNL_DUMP_HAS" 77673000
+	[ "$T_RC" = 0 ] || fail "the rtnl dump search does not find the name wg0: $T_OUT"
+}
+
 # ---- dumps left unread ------------------------------------------------------------
 
 # conf_300 FILE: 300 peers, a /24 each: a dump of several messages.
@@ -1201,6 +1271,7 @@ run_test failed-set-changes-nothing t_failed_set_changes_nothing
 run_test doit-partial-apply         t_partial_apply
 run_test unprivileged-eperm         t_unprivileged
 run_test userns-owned-netns         t_userns_owner
+run_test unprivileged-no-keys       t_unprivileged_no_keys
 run_test dump-unread-device-del     t_dump_unread_del
 run_test dump-unread-rmmod          t_dump_unread_rmmod
 if [ "$IMPL" = rs ]; then

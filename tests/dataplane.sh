@@ -25,36 +25,10 @@ A=wgrs-a B=wgrs-b
 PORT_A=10001 PORT_B=10002
 KEYS=$(mktemp -d /tmp/wgrs-keys.XXXXXX)
 for k in a b c; do wg genkey >"$KEYS/$k"; done
-pub() { wg pubkey <"$KEYS/$1"; }
 
 na() { ip netns exec $A "$@"; }
 nb() { ip netns exec $B "$@"; }
-
-# pair [NS_A NS_B PORT_A PORT_B]: wga (192.168.241.1, fd00::1) in NS_A and
-# wgb (.2, ::2) in NS_B, up, each the other's peer with an endpoint on
-# 127.0.0.1; no handshake yet.
-pair() {
-	local a=${1:-$A} b=${2:-$B} pa=${3:-$PORT_A} pb=${4:-$PORT_B} ns
-	ip netns add "$a" && ip netns add "$b" || fail "ip netns add"
-	ip link set lo up
-	# Created here, so that their sockets live here and meet over lo.
-	ip link add "$a-wg" type wireguard && ip link add "$b-wg" type wireguard || fail "ip link add"
-	ip link set "$a-wg" netns "$a" name wga && ip link set "$b-wg" netns "$b" name wgb ||
-		fail "ip link set netns"
-	ip netns exec "$a" wg set wga private-key "$KEYS/a" listen-port "$pa" \
-		peer "$(pub b)" allowed-ips 192.168.241.2/32,fd00::2/128 endpoint "127.0.0.1:$pb" ||
-		fail "wg set wga"
-	ip netns exec "$b" wg set wgb private-key "$KEYS/b" listen-port "$pb" \
-		peer "$(pub a)" allowed-ips 192.168.241.1/32,fd00::1/128 endpoint "127.0.0.1:$pa" ||
-		fail "wg set wgb"
-	ip -n "$a" addr add 192.168.241.1/24 dev wga && ip -n "$a" addr add fd00::1/64 dev wga &&
-		ip -n "$b" addr add 192.168.241.2/24 dev wgb && ip -n "$b" addr add fd00::2/64 dev wgb ||
-		fail "ip addr add"
-	for ns in "$a:wga" "$b:wgb"; do
-		ip -n "${ns%:*}" link set lo up && ip -n "${ns%:*}" link set "${ns#*:}" up ||
-			fail "link up in ${ns%:*}"
-	done
-}
+# (pair and pub: tests/lib.sh.)
 
 # capture SECONDS [PORT...]: starts tests/outer-capture.py on lo for PORTs
 # (default: ours); its lines go to $T_DIR/capture. stop_capture ends it.

@@ -24,6 +24,17 @@
 #   summary
 #       Prints "N passed, M failed" on a line of its own; returns 1 if any
 #       test failed.
+
+# Two WireGuard devices, for the data-plane scripts (they set A, B, PORT_A,
+# PORT_B, and KEYS, a directory with the private keys a and b):
+#   pub NAME
+#       The public key of $KEYS/NAME.
+#   pair [NS_A NS_B PORT_A PORT_B [NS_SOCK]]
+#       wga (192.168.241.1, fd00::1) in NS_A and wgb (.2, ::2) in NS_B (new
+#       namespaces), up, each the other's peer with an endpoint on 127.0.0.1;
+#       no handshake yet. The devices are created in NS_SOCK (the initial
+#       namespace by default, or an existing one), so that their UDP sockets
+#       live there and meet over its lo.
 #
 # Inside a test:
 #   fail REASON                  end the test as failed
@@ -191,4 +202,32 @@ summary() {
 	[ "$T_FAILED" = 0 ] || printf 'failed tests: %s\n' "${T_FAILED_NAMES[*]}"
 	printf '%d passed, %d failed\n' "$T_PASSED" "$T_FAILED"
 	[ "$T_FAILED" = 0 ]
+}
+
+pub() { wg pubkey <"$KEYS/$1"; }
+
+pair() {
+	local a=${1:-$A} b=${2:-$B} pa=${3:-$PORT_A} pb=${4:-$PORT_B} sock=${5:-} ns
+	local in=()
+	[ -n "$sock" ] && in=(ip netns exec "$sock")
+	ip netns add "$a" && ip netns add "$b" || fail "ip netns add"
+	"${in[@]}" ip link set lo up
+	# Created here, so that their sockets live here and meet over lo.
+	"${in[@]}" ip link add "$a-wg" type wireguard && "${in[@]}" ip link add "$b-wg" type wireguard ||
+		fail "ip link add"
+	"${in[@]}" ip link set "$a-wg" netns "$a" name wga && "${in[@]}" ip link set "$b-wg" netns "$b" name wgb ||
+		fail "ip link set netns"
+	ip netns exec "$a" wg set wga private-key "$KEYS/a" listen-port "$pa" \
+		peer "$(pub b)" allowed-ips 192.168.241.2/32,fd00::2/128 endpoint "127.0.0.1:$pb" ||
+		fail "wg set wga"
+	ip netns exec "$b" wg set wgb private-key "$KEYS/b" listen-port "$pb" \
+		peer "$(pub a)" allowed-ips 192.168.241.1/32,fd00::1/128 endpoint "127.0.0.1:$pa" ||
+		fail "wg set wgb"
+	ip -n "$a" addr add 192.168.241.1/24 dev wga && ip -n "$a" addr add fd00::1/64 dev wga &&
+		ip -n "$b" addr add 192.168.241.2/24 dev wgb && ip -n "$b" addr add fd00::2/64 dev wgb ||
+		fail "ip addr add"
+	for ns in "$a:wga" "$b:wgb"; do
+		ip -n "${ns%:*}" link set lo up && ip -n "${ns%:*}" link set "${ns#*:}" up ||
+			fail "link up in ${ns%:*}"
+	done
 }

@@ -66,6 +66,14 @@ impl<const N: usize> Secret<N> {
         !memneq(&self.0, &[0; N])
     }
 
+    /// Overwrites the secret with a copy of `other`, which stays where it
+    /// is to be wiped when it is dropped. (`*self = other` would move
+    /// `other`'s bytes, and a move leaves them behind in the place it moved
+    /// them from, which nothing wipes.)
+    pub(crate) fn assign(&mut self, other: &Secret<N>) {
+        self.0 = other.0;
+    }
+
     /// Overwrites the secret with zeros.
     pub(crate) fn wipe(&mut self) {
         wipe(&mut self.0);
@@ -244,7 +252,7 @@ pub(crate) fn kdf<const K: usize>(chaining_key: &[u8; HASH_LEN], data: &[u8]) ->
             None => hmac(prk.expose(), &[&[counter]]),
             Some(previous) => hmac(prk.expose(), &[previous.expose(), &[counter]]),
         };
-        *slot = t;
+        slot.assign(&t);
         previous = Some(slot);
     }
     out
