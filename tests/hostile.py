@@ -271,15 +271,21 @@ def under_load(env, msgs):
     return t
 
 
+def initiate(env):
+    """Sends a fresh initiation; returns it and wg0's response."""
+    ini = env.peer.initiation()
+    env.ep.send(ini.msg)
+    resp = env.ep.recv_until(lambda m: msg_type(m) == MSG_RESPONSE, WAIT)
+    check(resp is not None, "no handshake response in %d s" % WAIT)
+    return ini, resp
+
+
 # --- The tests ----------------------------------------------------------------
 
 def test_handshake_initiator():
     """We initiate; data both ways, checked byte for byte."""
     env = Env()
-    ini = env.peer.initiation()
-    env.ep.send(ini.msg)
-    resp = env.ep.recv_until(lambda m: msg_type(m) == MSG_RESPONSE, WAIT)
-    check(resp is not None, "no handshake response in %d s" % WAIT)
+    ini, resp = initiate(env)
     check(len(resp) == LEN_RESPONSE and resp[1:4] == b"\0\0\0", "response: %s" % resp.hex())
     check(resp[-16:] == b"\0" * 16, "the response has a mac2 though we sent no cookie")
     s = env.peer.consume_response(ini, resp)
@@ -335,10 +341,7 @@ def test_handshake_responder():
 def test_replayed_initiation():
     """A replayed initiation is ignored and leaves the session alone."""
     env = Env()
-    ini = env.peer.initiation()
-    env.ep.send(ini.msg)
-    resp = env.ep.recv_until(lambda m: msg_type(m) == MSG_RESPONSE, WAIT)
-    check(resp is not None, "no handshake response in %d s" % WAIT)
+    ini, resp = initiate(env)
     s = env.peer.consume_response(ini, resp)
     check(s is not None, "the response does not verify")
     check(sent_and_seen(env, [], s, "confirm") == [], "unexpected packets")
