@@ -14,6 +14,7 @@ use crate::kapi::sync::RtnlGuard;
 use crate::kapi::uapi::*;
 use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr};
 use crate::kapi::rcu::RcuArc;
+use crate::noise::StaticIdentity;
 use crate::peer::{Peer, Sockaddr, AF_INET, AF_INET6};
 use crate::{send, socket};
 use kernel::{prelude::*, sync::atomic::Relaxed};
@@ -330,6 +331,13 @@ impl DoHandler for SetDevice {
         }
         if let Some(key) = private_key {
             if !config.identity.is_private_key(&key) {
+                // Published first: it allocates, and on failure nothing has
+                // changed (the configured key and the one handshakes use
+                // would disagree otherwise, and setting the same key again
+                // would be skipped as a no-op).
+                let mut identity = StaticIdentity::new();
+                identity.set_private_key(&key);
+                tunnel.noise.set_identity(&identity)?;
                 // A peer with our new public key would be ourselves.
                 if let Some(order) =
                     curve25519_generate_public(&key).and_then(|public| config.peers.find(&public))
@@ -337,8 +345,7 @@ impl DoHandler for SetDevice {
                     config.peers.remove(order);
                 }
                 let had_identity = config.identity.keys().is_some();
-                config.identity.set_private_key(&key);
-                tunnel.noise.set_identity(&config.identity)?;
+                config.identity = identity;
                 let send_staged = !had_identity && config.identity.keys().is_some() && netdev.is_running();
                 config.peers.for_each(|peer| {
                     peer.expire_current_keypairs();
