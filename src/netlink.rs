@@ -394,13 +394,13 @@ fn set_peer(
         }
     }
 
-    let (order, preshared_key) = match config.peers.find(&public_key) {
+    let (order, preshared_key, created) = match config.peers.find(&public_key) {
         Some(order) => {
             if flags & WGPEER_F_REMOVE_ME != 0 {
                 config.peers.remove(order);
                 return Ok(());
             }
-            (order, preshared_key)
+            (order, preshared_key, false)
         }
         None => {
             if flags & (WGPEER_F_REMOVE_ME | WGPEER_F_UPDATE_ONLY) != 0 {
@@ -413,10 +413,18 @@ fn set_peer(
             if config.identity.keys().is_some_and(|(_, public)| *public == public_key) {
                 return Ok(());
             }
-            (config.peers.create(tunnel, dev, public_key, preshared_key.as_ref())?, None)
+            (config.peers.create(tunnel, dev, public_key, preshared_key.as_ref())?, None, true)
         }
     };
-    update_peer(config, order, flags, attrs, preshared_key)
+    let result = update_peer(config, order, flags, attrs, preshared_key);
+    // A new peer that could not be given all of its allowed IPs for want of
+    // memory is removed again rather than left half-built (upstream keeps
+    // it, with the allowed IPs added before the failure). Other errors keep
+    // upstream's partial application, which the differential fuzzer checks.
+    if created && result == Err(ENOMEM) {
+        config.peers.remove(order);
+    }
+    result
 }
 
 /// The part of `set_peer` that new and existing peers share.
