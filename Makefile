@@ -49,7 +49,7 @@ check-debug: debug-modules
 	$(DEBUG_ENV) VM_APPEND='$(CHECK_APPEND)' VM_TIMEOUT=$${VM_TIMEOUT:-10800} tools/vm-run tests/check-debug.sh
 
 check-faults: debug-modules
-	$(DEBUG_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/fault-inject.sh $(PEERS) $(CHECK_EVERY)
+	$(DEBUG_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/fault-inject.sh $(or $(PEERS),1000) $(or $(CHECK_EVERY),1)
 
 # Two guests on one QEMU network: the C driver in A, ours in B (swap them
 # with IMPL_A=rs IMPL_B=c).
