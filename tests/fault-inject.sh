@@ -3,8 +3,10 @@
 # limited to allocations with the module under test ($IMPL) on the stack.
 # Needs the kasan kernel profile (make check-faults).
 #
-#   tools/vm-run tests/fault-inject.sh [PEERS [CHECK_EVERY]]
+#   tools/vm-run tests/fault-inject.sh [PEERS [CHECK_EVERY [TESTS]]]
 #
+# TESTS: name globs, separated by spaces, of the tests to run (e.g.
+# 'newlink* private*'); all by default.
 #   newlink   fail-nth swept over every allocation of RTM_NEWLINK
 #             (tests/fault-inject.py newlink);
 #   setconf   fail-nth swept over every allocation of a `wg setconf` of PEERS
@@ -33,6 +35,8 @@ cd "$(dirname "$0")/.." || exit 1
 
 PEERS=${1:-1000}
 CHECK_EVERY=${2:-1}
+# shellcheck disable=SC2206
+[ -n "${3:-}" ] && { set -f; T_ONLY=($3); set +f; }
 DBG=/sys/kernel/debug
 mountpoint -q $DBG || mount -t debugfs debugfs $DBG
 for c in failslab fail_page_alloc; do
