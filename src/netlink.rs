@@ -15,6 +15,7 @@ use crate::kapi::sync::RtnlGuard;
 use crate::kapi::uapi::*;
 use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr};
 use crate::kapi::rcu::RcuArc;
+use crate::noise::StaticIdentity;
 use crate::peer::{Peer, Sockaddr, AF_INET, AF_INET6};
 use crate::{send, socket};
 use kernel::{prelude::*, sync::atomic::Relaxed};
@@ -332,6 +333,13 @@ impl DoHandler for SetDevice {
         }
         if let Some(key) = private_key {
             if !config.identity.is_private_key(&key) {
+                // Published first: it allocates, and on failure nothing has
+                // changed (the configured key and the one handshakes use
+                // would disagree otherwise, and setting the same key again
+                // would be skipped as a no-op).
+                let mut identity = StaticIdentity::new();
+                identity.set_private_key(&key);
+                tunnel.noise.set_identity(&identity)?;
                 // A peer with our new public key would be ourselves.
                 if let Some(order) =
                     curve25519_generate_public(&key).and_then(|public| config.peers.find(&public))
@@ -339,8 +347,7 @@ impl DoHandler for SetDevice {
                     config.peers.remove(order);
                 }
                 let had_identity = config.identity.keys().is_some();
-                config.identity.set_private_key(&key);
-                tunnel.noise.set_identity(&config.identity)?;
+                config.identity = identity;
                 let send_staged = !had_identity && config.identity.keys().is_some() && netdev.is_running();
                 config.peers.for_each(|peer| {
                     peer.expire_current_keypairs();
@@ -389,13 +396,13 @@ fn set_peer(
         }
     }
 
-    let (order, preshared_key) = match config.peers.find(&public_key) {
+    let (order, preshared_key, created) = match config.peers.find(&public_key) {
         Some(order) => {
             if flags & WGPEER_F_REMOVE_ME != 0 {
                 config.peers.remove(order);
                 return Ok(());
             }
-            (order, preshared_key)
+            (order, preshared_key, false)
         }
         None => {
             if flags & (WGPEER_F_REMOVE_ME | WGPEER_F_UPDATE_ONLY) != 0 {
@@ -408,10 +415,18 @@ fn set_peer(
             if config.identity.keys().is_some_and(|(_, public)| *public == public_key) {
                 return Ok(());
             }
-            (config.peers.create(tunnel, dev, public_key, preshared_key.as_ref())?, None)
+            (config.peers.create(tunnel, dev, public_key, preshared_key.as_ref())?, None, true)
         }
     };
-    update_peer(config, order, flags, attrs, preshared_key)
+    let result = update_peer(config, order, flags, attrs, preshared_key);
+    // A new peer that could not be given all of its allowed IPs for want of
+    // memory is removed again rather than left half-built (upstream keeps
+    // it, with the allowed IPs added before the failure). Other errors keep
+    // upstream's partial application, which the differential fuzzer checks.
+    if created && result == Err(ENOMEM) {
+        config.peers.remove(order);
+    }
+    result
 }
 
 /// The part of `set_peer` that new and existing peers share.
