@@ -643,7 +643,10 @@ void wgrs_napi_disable_del_unsynced(struct napi_struct *napi)
 
 void wgrs_napi_gro_receive(struct napi_struct *napi, struct sk_buff *skb) { napi_gro_receive(napi, skb); }
 
+void wgrs_netdev_threaded_napi(struct net_device *dev) { netif_threaded_enable(dev); }
+
 u32 wgrs_nr_cpu_ids(void) { return nr_cpu_ids; }
+u32 wgrs_num_online_cpus(void) { return num_online_cpus(); }
 bool wgrs_cpu_possible(u32 cpu) { return cpu < nr_cpu_ids && cpu_possible(cpu); }
 bool wgrs_cpu_online(u32 cpu) { return cpu < nr_cpu_ids && cpu_online(cpu); }
 

@@ -27,7 +27,7 @@ use crate::messages::{
 };
 use crate::noise::{DeviceNoise, Keypair, StaticIdentity};
 use crate::peer::{Peer, Peers};
-use crate::receive::{DecryptWorker, HandshakeWorker};
+use crate::receive::{DecryptWorker, HandshakeWorker, RxDelivery};
 use crate::send::EncryptWorker;
 use crate::{receive, send, socket, wg_debug};
 use kernel::{
@@ -136,6 +136,8 @@ pub(crate) struct Tunnel {
     pub(crate) decrypt_ring: PacketRing<Keypair<Peer>>,
     pub(crate) decrypt_workers: CpuWorkers<DecryptWorker>,
     pub(crate) last_decrypt_cpu: Atomic<i32>,
+    /// Where decrypted packets are delivered, in order per peer.
+    pub(crate) deliveries: KVec<RcuArc<RxDelivery>>,
     /// Incoming handshake messages, and their workers.
     #[pin]
     pub(crate) handshake_ring: SkbRing,
@@ -155,6 +157,7 @@ impl Tunnel {
     fn new(dev: &NetDevice, link: DeviceLink, allowedips: Arc<LookupTable<Peer>>) -> Result<RcuArc<Tunnel>> {
         let name = dev.name();
         let name = name.as_cstr();
+        let deliveries = RxDelivery::for_device(&link)?;
         RcuArc::pin_init(
             try_pin_init!(Tunnel {
                 link,
@@ -167,6 +170,7 @@ impl Tunnel {
                 decrypt_ring <- PacketRing::new(MAX_QUEUED_PACKETS as u32),
                 decrypt_workers: CpuWorkers::new()?,
                 last_decrypt_cpu: Atomic::new(-1),
+                deliveries,
                 handshake_ring <- SkbRing::new(MAX_QUEUED_INCOMING_HANDSHAKES as u32),
                 handshake_workers: CpuWorkers::new()?,
                 handshake_queue_len: Atomic::new(0),
@@ -198,6 +202,8 @@ impl LinkOps for Device {
 
     fn setup(dev: &mut SetupDevice<'_>) {
         dev.layer3_tunnel::<Self>(FEATURES);
+        // As upstream: delivery runs in threads, scheduled like any other.
+        dev.threaded_napi();
         let max_mtu = (i32::MAX as usize / MESSAGE_PADDING_MULTIPLE) * MESSAGE_PADDING_MULTIPLE - OVERHEAD;
         dev.set_mtu((ETH_DATA_LEN - OVERHEAD) as u32, max_mtu as u32);
         dev.set_needed_room(

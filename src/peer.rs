@@ -18,7 +18,7 @@ use core::ops::ControlFlow;
 use crate::allowedips::AllowedIps;
 use crate::device::Tunnel;
 use crate::kapi::crypto::{Secret, KEY_LEN};
-use crate::kapi::napi::Napi;
+use crate::kapi::llist::ListLink;
 use crate::kapi::netdev::IfName;
 use crate::kapi::queue::OrderedQueue;
 use crate::kapi::rcu::{self, RcuArc};
@@ -29,7 +29,6 @@ use crate::kapi::udp::{self, DstCache};
 use crate::kapi::work::Work;
 use crate::messages::{MAX_QUEUED_PACKETS, REKEY_TIMEOUT};
 use crate::noise::{self, DeviceNoise, Keypair, NoisePeer, PeerNoise};
-use crate::receive::RxPoll;
 use crate::send::{HandshakeSendWork, TxWork};
 use crate::timers::{ClearKeysWork, Timers};
 use crate::wg_debug;
@@ -192,9 +191,11 @@ pub(crate) struct Peer {
     /// Wall time of the last completed handshake, (seconds, nanoseconds).
     #[pin]
     pub(crate) last_handshake: SpinLockBh<(i64, i64)>,
-    #[pin]
-    pub(crate) napi: Napi<RxPoll>,
+    /// Queues the peer on its device's delivery context (`receive`).
+    delivery_link: ListLink,
 }
+
+crate::impl_listed!(Peer, delivery_link);
 
 impl NoisePeer for Peer {
     fn noise(&self) -> &PeerNoise<Self> {
@@ -246,7 +247,7 @@ impl Peer {
             rx_bytes: Atomic::new(0),
             tx_bytes: Atomic::new(0),
             last_handshake <- new_spinlock_bh!((0, 0)),
-            napi: Napi::new(tunnel.netdev())?,
+            delivery_link: ListLink::new(),
         })
     }
 

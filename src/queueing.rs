@@ -6,13 +6,15 @@
 //! A packet goes into its peer's ordered queue and the device's ring at
 //! once (`kapi::queue::enqueue`); the next online CPU's worker is kicked
 //! (round-robin); when a worker finishes a packet it kicks the peer's
-//! in-order stage: the transmit work on the peer's own CPU, or its NAPI.
+//! in-order stage: the transmit work on the peer's own CPU, or delivery
+//! through its device's NAPI.
 
 use crate::kapi::cpu;
 use crate::kapi::queue::{enqueue, EnqueueError, Packet};
 use crate::kapi::rcu::RcuArc;
 use crate::noise::Keypair;
 use crate::peer::Peer;
+use crate::receive;
 
 /// A batch on its way out.
 pub(crate) type TxPacket = Packet<Keypair<Peer>>;
@@ -44,7 +46,7 @@ pub(crate) fn decrypt(peer: &RcuArc<Peer>, packet: RxPacket) {
             let cpu = cpu::next_online(&tunnel.last_decrypt_cpu);
             tunnel.decrypt_workers.kick(tunnel, &tunnel.crypt_wq, cpu);
         }
-        Err(EnqueueError::RingFull) => peer.napi.schedule(peer),
+        Err(EnqueueError::RingFull) => receive::schedule_delivery(peer),
         Err(EnqueueError::Full(packet)) => drop(packet),
     }
 }

@@ -5,15 +5,25 @@
 //! Datagrams arrive from the UDP sockets in softirq. Handshake messages go
 //! through a bounded ring to per-CPU workers (process context: Curve25519
 //! is slow). Data messages find their keypair by index, and go to the
-//! parallel decryption stage and the peer's receive queue; the peer's NAPI
-//! poll then takes them in order, checks the replay window, learns the
-//! endpoint, checks the inner source against the peer's allowed IPs, and
-//! delivers them through GRO.
+//! parallel decryption stage and the peer's receive queue. A peer with
+//! decrypted packets waiting is queued on one of the device's delivery
+//! NAPI contexts, which takes them in order, checks the replay window,
+//! learns the endpoint, checks the inner source against the peer's allowed
+//! IPs, and delivers them through GRO.
+//!
+//! Upstream gives each peer a NAPI context of its own, polled by a thread
+//! of its own. Here a device has a few threaded contexts, one per CPU
+//! online when it was created, each polling the peers queued on it: the
+//! polls run in threads the scheduler balances (a softirq raised from a
+//! busy decryption worker is deferred to ksoftirqd under load, which then
+//! competes with the workers), and idle peers cost no thread.
 
 use crate::cookie::{self, MacState, SourceAddr};
 use crate::device::Tunnel;
 use crate::kapi::cpu;
-use crate::kapi::napi::{NapiHandler, NapiPoll};
+use crate::kapi::llist::ArcList;
+use crate::kapi::napi::{Napi, NapiHandler, NapiPoll};
+use crate::kapi::netdev::DeviceLink;
 use crate::kapi::netdev::Stat;
 use crate::kapi::queue::{InFlight, Packet, PacketState};
 use crate::kapi::random;
@@ -30,7 +40,7 @@ use crate::messages::{
 use crate::noise::{self, Keypair, NoisePeer};
 use crate::peer::Peer;
 use crate::{queueing, send, socket, timers, wg_debug_ratelimited};
-use kernel::sync::atomic::Relaxed;
+use kernel::{prelude::*, sync::atomic::Relaxed};
 
 /// The type of a UDP payload of `len` bytes starting with `header`, and how
 /// much of it must be linear to process it (upstream `validate_header_len`).
@@ -343,49 +353,109 @@ impl WorkHandler for DecryptWorker {
             let state = decrypt(&mut in_flight);
             let peer = in_flight.key().peer().clone();
             in_flight.finish(state);
-            peer.napi.schedule(&peer);
+            schedule_delivery(&peer);
             cpu::cond_resched();
         }
     }
 }
 
-/// The NAPI poll of a peer: delivers decrypted packets in order (upstream
-/// `wg_packet_rx_poll`).
-pub(crate) struct RxPoll;
+/// A delivery NAPI context and the peers queued on it.
+#[pin_data]
+pub(crate) struct RxDelivery {
+    #[pin]
+    napi: Napi<RxPoll>,
+    ready: ArcList<Peer>,
+    /// Keeps the device the context is added to; dropped after it.
+    _link: DeviceLink,
+}
 
-impl NapiHandler for RxPoll {
-    type Owner = Peer;
-
-    fn poll(peer: &RcuArc<Peer>, poll: &mut NapiPoll<'_>, budget: usize) -> usize {
-        peer.rx_queue.drain_finished(budget, |packet, state| {
-            if state != PacketState::Done {
-                return;
-            }
-            let (mut segments, keypair) = packet.into_parts();
-            let Some(mut skb) = segments.pop() else {
-                return;
-            };
-            let nonce = skb.as_mut().meta().nonce;
-            if !keypair.validate_counter(nonce) {
-                wg_debug_ratelimited!(
-                    "{}: Packet has invalid nonce {} (max {})\n",
-                    peer.tunnel.netdev().name(),
-                    nonce,
-                    keypair.replay_max()
-                );
-                return;
-            }
-            let Some(endpoint) = socket::endpoint_from_skb(&skb) else {
-                return;
-            };
-            skb.as_mut().reset(false);
-            consume_data_done(peer, &keypair, skb, &endpoint, poll);
-        })
+impl RxDelivery {
+    /// One context per CPU online now. Before the device is registered: its
+    /// contexts are threaded (see `Device::setup`).
+    pub(crate) fn for_device(link: &DeviceLink) -> Result<KVec<RcuArc<RxDelivery>>> {
+        let count = cpu::online_count().max(1);
+        let mut deliveries = KVec::with_capacity(count, GFP_KERNEL)?;
+        for _ in 0..count {
+            let delivery = RcuArc::pin_init(
+                try_pin_init!(RxDelivery {
+                    napi: Napi::new(link.netdev())?,
+                    ready: ArcList::new(),
+                    _link: link.clone(),
+                }),
+                GFP_KERNEL,
+            )?;
+            deliveries.push(delivery, GFP_KERNEL)?;
+        }
+        Ok(deliveries)
     }
 }
 
+/// Queues the peer for in-order delivery of what was decrypted: always on
+/// the same context, so that one poll at a time takes its packets.
+pub(crate) fn schedule_delivery(peer: &RcuArc<Peer>) {
+    let deliveries = &peer.tunnel.deliveries;
+    let Some(delivery) = deliveries.get(peer.internal_id as usize % deliveries.len().max(1)) else {
+        return;
+    };
+    if delivery.ready.push(peer) {
+        delivery.napi.schedule(delivery);
+    }
+}
+
+/// The poll of a delivery context: delivers the queued peers' decrypted
+/// packets in order (upstream `wg_packet_rx_poll`, for several peers).
+pub(crate) struct RxPoll;
+
+impl NapiHandler for RxPoll {
+    type Owner = RxDelivery;
+
+    fn poll(delivery: &RcuArc<RxDelivery>, poll: &mut NapiPoll<'_>, budget: usize) -> usize {
+        let mut done = 0;
+        let mut ready = delivery.ready.take_all();
+        while let Some(peer) = ready.next() {
+            done += deliver_in_order(&peer, poll, budget - done);
+            if done >= budget {
+                // The peers not reached go back on the list first, then
+                // this one, which may have more, behind them.
+                drop(ready);
+                delivery.ready.push(&peer);
+                break;
+            }
+        }
+        done
+    }
+}
+
+/// Delivers up to `budget` of the peer's decrypted packets, in order.
+fn deliver_in_order(peer: &RcuArc<Peer>, poll: &mut NapiPoll<'_>, budget: usize) -> usize {
+    peer.rx_queue.drain_finished(budget, |packet, state| {
+        if state != PacketState::Done {
+            return;
+        }
+        let (mut segments, keypair) = packet.into_parts();
+        let Some(mut skb) = segments.pop() else {
+            return;
+        };
+        let nonce = skb.as_mut().meta().nonce;
+        if !keypair.validate_counter(nonce) {
+            wg_debug_ratelimited!(
+                "{}: Packet has invalid nonce {} (max {})\n",
+                peer.tunnel.netdev().name(),
+                nonce,
+                keypair.replay_max()
+            );
+            return;
+        }
+        let Some(endpoint) = socket::endpoint_from_skb(&skb) else {
+            return;
+        };
+        skb.as_mut().reset(false);
+        consume_data_done(peer, &keypair, skb, &endpoint, poll);
+    })
+}
+
 /// Delivers a decrypted, in-order, fresh packet (upstream
-/// `wg_packet_consume_data_done`). Softirq (NAPI).
+/// `wg_packet_consume_data_done`). NAPI, BH disabled.
 fn consume_data_done(
     peer: &RcuArc<Peer>,
     keypair: &Keypair<Peer>,

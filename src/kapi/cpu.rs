@@ -17,6 +17,12 @@ pub(crate) fn is_possible(cpu: u32) -> bool {
     unsafe { bindings::wgrs_cpu_possible(cpu) }
 }
 
+/// How many CPUs are online.
+pub(crate) fn online_count() -> usize {
+    // SAFETY: no preconditions.
+    unsafe { bindings::wgrs_num_online_cpus() as usize }
+}
+
 /// The online CPU after the one `last` names, wrapping around, and stores
 /// it there: round-robin over the online CPUs. Racy by design, as
 /// upstream's: two callers may get the same CPU, which costs nothing.

@@ -13,6 +13,7 @@ pub(crate) mod crypto;
 pub(crate) mod genl;
 pub(crate) mod global;
 pub(crate) mod kthread;
+pub(crate) mod llist;
 pub(crate) mod mm;
 pub(crate) mod napi;
 pub(crate) mod notifier;

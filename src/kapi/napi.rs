@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! NAPI (`linux/netdevice.h`): polled, budgeted packet delivery in softirq,
-//! with GRO.
+//! NAPI (`linux/netdevice.h`): polled, budgeted packet delivery with GRO,
+//! in softirq or, on a device with threaded NAPI, in a thread per context.
 //!
 //! A [`Napi`] lives in an object shared through [`RcuArc`]. Scheduling it
 //! takes a counted reference to that object, which the poll handler
@@ -51,8 +51,8 @@ impl NapiPoll<'_> {
 /// The kernel's side of a [`Napi`], in an allocation of its own: leaving
 /// the device's NAPI list (RCU) then needs no grace period of its own, as
 /// the memory is freed by `call_rcu` after it left. (`netif_napi_del`
-/// waits a grace period for each context; for 100,000 peers removed at
-/// once, minutes under TCG.)
+/// waits a grace period for each context: minutes under TCG for 100,000
+/// contexts removed at once.)
 #[repr(C)]
 struct Context {
     /// First, so that the poll finds the rest from it.

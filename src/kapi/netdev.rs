@@ -285,6 +285,13 @@ impl SetupDevice<'_> {
         };
     }
 
+    /// Polls the device's NAPI contexts in threads of their own
+    /// (`netif_threaded_enable`), each created with its context.
+    pub(crate) fn threaded_napi(&mut self) {
+        // SAFETY: as above; the device is not registered yet.
+        unsafe { bindings::wgrs_netdev_threaded_napi(self.0.as_ptr()) };
+    }
+
     pub(crate) fn set_mtu(&mut self, mtu: u32, max_mtu: u32) {
         // SAFETY: as above, nobody else accesses the device yet.
         unsafe { bindings::wgrs_netdev_set_mtu(self.0.as_ptr(), mtu, max_mtu) };
