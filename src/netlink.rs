@@ -5,7 +5,7 @@
 
 use core::ops::ControlFlow;
 use crate::device::{Config, Device, Tunnel, LINK_KIND};
-use crate::kapi::crypto::{curve25519_generate_public, Secret, KEY_LEN};
+use crate::kapi::crypto::{Secret, KEY_LEN};
 use crate::kapi::genl::{
     Attr, AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, Message, OpFlags, Policy,
     PolicyEntry, Request, SplitOp,
@@ -341,9 +341,7 @@ impl DoHandler for SetDevice {
                 identity.set_private_key(&key);
                 tunnel.noise.set_identity(&identity)?;
                 // A peer with our new public key would be ourselves.
-                if let Some(order) =
-                    curve25519_generate_public(&key).and_then(|public| config.peers.find(&public))
-                {
+                if let Some(order) = identity.keys().and_then(|(_, public)| config.peers.find(public)) {
                     config.peers.remove(order);
                 }
                 let had_identity = config.identity.keys().is_some();

@@ -123,8 +123,7 @@ pub(crate) fn send_staged(peer: &RcuArc<Peer>) {
         meta.nonce = nonce;
         nonce += 1;
     });
-    let buffers = packets.len();
-    let Some(packet) = Packet::new(packets.into_list(), buffers, keypair) else {
+    let Some(packet) = Packet::new(packets, keypair) else {
         return;
     };
     if peer.is_dead() {

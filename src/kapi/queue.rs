@@ -104,10 +104,10 @@ pub(crate) struct Packet<K: Send + Sync> {
 unsafe impl<K: Send + Sync> Send for Packet<K> {}
 
 impl<K: Send + Sync> Packet<K> {
-    /// Makes `segments` (`buffers` of them) a packet for `key`, pending;
-    /// `None` if empty.
-    pub(crate) fn new(segments: SkbList, buffers: usize, key: RcuArc<K>) -> Option<Self> {
-        let head = NonNull::new(segments.into_raw())?;
+    /// Makes `segments` a packet for `key`, pending; `None` if empty.
+    pub(crate) fn new(segments: SkbQueue, key: RcuArc<K>) -> Option<Self> {
+        let buffers = segments.len();
+        let head = NonNull::new(segments.into_list().into_raw())?;
         // SAFETY: `head` heads the chain we owned as `segments`.
         Some(unsafe { Self::from_chain(head, buffers, key) })
     }
