@@ -9,13 +9,12 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib.sh
 
-IMPL=${IMPL:-rs}
-WGRS_MODULE=${WGRS_MODULE:-wireguard_rs}
+# Arguments, if any, are globs selecting tests by name (e.g. 'link-*').
+test_setup "$@"
 case $WGRS_MODULE in
 wireguard) OTHER_MODULE=wireguard_rs ;;
 *) OTHER_MODULE=wireguard ;;
 esac
-umask 077
 
 # genl.py must be readable by nobody (setpriv tests); the repository is not.
 install -d -m 755 /tmp/wgrs-genl && install -m 644 tests/genl.py tests/genlc.py /tmp/wgrs-genl/ || exit 1
@@ -1235,8 +1234,6 @@ t_unload() {
 
 # ---- run --------------------------------------------------------------------------
 
-# Arguments, if any, are globs selecting tests by name (e.g. 'link-*').
-T_ONLY=("$@")
 echo "check.sh: IMPL=$IMPL WGRS_MODULE=$WGRS_MODULE kernel $(uname -r)"
 run_test autoload-rtnl-link         t_autoload_rtnl
 run_test autoload-genl-family       t_autoload_genl

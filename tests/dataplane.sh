@@ -11,10 +11,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib.sh
 
-IMPL=${IMPL:-rs}
-WGRS_MODULE=${WGRS_MODULE:-wireguard_rs}
-umask 077
-[ $# -gt 0 ] && T_ONLY=("$@")
+test_setup "$@"
 
 # The tests read debug lines, which net_ratelimit() may drop: no limit
 # while they run, as in netns.sh.

@@ -9,8 +9,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib.sh
 
-WGRS_MODULE=${WGRS_MODULE:-wireguard_rs}
-[ $# -gt 0 ] && T_ONLY=("$@")
+test_setup "$@"
 
 modprobe "$WGRS_MODULE" || { echo "FAIL modprobe $WGRS_MODULE"; exit 1; }
 

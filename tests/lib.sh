@@ -1,5 +1,7 @@
 # Helpers for the in-VM test scripts. Source it; do not run it.
 #
+#   test_setup [TEST-GLOB...]
+#       The start of a script: IMPL, WGRS_MODULE, umask 077, T_ONLY.
 #   run_test NAME FUNC [ARGS...]
 #       (skipped, uncounted, unless NAME matches a glob in T_ONLY, when set)
 #       Runs FUNC in a subshell with its output captured. The first failing
@@ -52,6 +54,16 @@
 #   run CMD...                   run CMD without judging it: $T_OUT, $T_RC
 
 T_ONLY=()     # name patterns (globs); when set, run_test runs only matching tests
+
+# test_setup [TEST-GLOB...]: the start of a test script: the driver under test
+# (IMPL rs or c, module WGRS_MODULE), files private to root (keys), and the
+# tests named on its command line.
+test_setup() {
+	IMPL=${IMPL:-rs}
+	WGRS_MODULE=${WGRS_MODULE:-wireguard_rs}
+	umask 077
+	[ $# -eq 0 ] || T_ONLY=("$@")
+}
 T_PASSED=0
 T_FAILED=0
 T_FAILED_NAMES=()

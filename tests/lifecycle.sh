@@ -29,10 +29,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib.sh
 
-IMPL=${IMPL:-rs}
-WGRS_MODULE=${WGRS_MODULE:-wireguard_rs}
-umask 077
-[ $# -gt 0 ] && T_ONLY=("$@")
+test_setup "$@"
 
 A=wgrs-a B=wgrs-b C=wgrs-c S=wgrs-s M=wgrs-m
 PORT_A=10001 PORT_B=10002 PORT_C=10003 PORT_DEAD=10009
