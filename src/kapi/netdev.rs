@@ -386,10 +386,25 @@ impl<T: LinkOps> Private<T> {
     /// `this` must be fully initialised and not used by anyone else, now or
     /// later, except through the links that are waited for.
     unsafe fn destroy(this: *mut Private<T>) {
+        // SAFETY: per the function's contract; then as `drop_unlinked` needs.
+        unsafe {
+            ptr::drop_in_place(ptr::addr_of_mut!((*this).data));
+            Self::drop_unlinked(this);
+        }
+    }
+
+    /// Gives up the device's own link, waits until no other is left, then
+    /// drops `net` and the count.
+    ///
+    /// # Safety
+    ///
+    /// `net` and `links` must be initialised, `data` dropped or never
+    /// initialised, and nobody may use them afterwards but through the
+    /// links that are waited for.
+    unsafe fn drop_unlinked(this: *mut Private<T>) {
         // SAFETY: per the function's contract; links only reach the device
         // and `net`, which are dropped after the wait.
         unsafe {
-            ptr::drop_in_place(ptr::addr_of_mut!((*this).data));
             let links = &(*this).links;
             if links.count.fetch_sub(1, Acquire) != 1 {
                 links.gone.wait_for_completion();
@@ -652,15 +667,13 @@ unsafe extern "C" fn newlink_callback<T: LinkOps>(
             }
         };
         // SAFETY: `data` is valid for writes and pinned. Should this fail,
-        // nothing is armed, `link` is gone with the initialiser, and the
-        // core frees the device after we drop the rest.
+        // nothing is armed, and the core frees the device after we drop the
+        // rest.
         if let Err(err) = unsafe { T::new(netdev, link).__init(ptr::addr_of_mut!((*private).data)) } {
-            // SAFETY: all but `data` is initialised; no link is left (`link`
-            // went with the failed initialiser), so the count is ours.
-            unsafe {
-                ptr::drop_in_place(ptr::addr_of_mut!((*private).net));
-                ptr::drop_in_place(ptr::addr_of_mut!((*private).links));
-            }
+            // SAFETY: all but `data` is initialised. `link` went with the
+            // failed initialiser, but copies of it may live on in what it
+            // made, until freed after a grace period: hence the wait.
+            unsafe { Private::drop_unlinked(private) };
             return Err(err);
         }
         // SAFETY: the device is set up and its state initialised.
