@@ -43,10 +43,11 @@ on flooding until CMD exits, so that both readings are taken under the
 flood; the window is the time from the first reading's exit to the
 second's, which leaves out the start of the flood (the first cookies, the
 source addresses' ARP). Then it prints the summary: the window, the
-responses received in it (to this flood's indices) and per second, then
-over the whole flood (secs): initiations sent and per second, responses,
-cookie replies, cookies decrypted, send errors, and the responses of each
-whole second.
+responses received in it (to this flood's indices, with a good mac1; not
+decrypted) and per second, then over the whole flood (secs): initiations
+sent and per second, responses, responses with a bad mac1, cookie
+replies, cookies decrypted, send errors, and the responses of each whole
+second.
 """
 
 import argparse
@@ -64,7 +65,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from wgpeer import (  # noqa: E402
     LEN_COOKIE, LEN_INITIATION, LEN_RESPONSE, MAC, MSG_COOKIE, MSG_RESPONSE, Endpoint, Peer, genkey,
-    index_of, msg_type, public, tai64n)
+    index_of, mac1_key, msg_type, public, tai64n)
 
 EPHEMERALS = 2
 
@@ -106,7 +107,8 @@ def addresses(base, count):
 
 def cmd_run(a):
     with open(os.path.join(a.dir, "pubs")) as f:
-        n = sum(1 for line in f if line.strip())
+        mac1_keys = [mac1_key(base64.b64decode(line.strip())) for line in f if line.strip()]
+    n = len(mac1_keys)
     with open(os.path.join(a.dir, "msgs"), "rb") as f:
         data = f.read()
     L = LEN_INITIATION
@@ -126,8 +128,8 @@ def cmd_run(a):
     nsrc = len(eps)
     src = [(i % n) % nsrc for i in range(len(msgs))]
     cookie = [None] * nsrc      # per source: (cookie, time received), as Peer.cookie holds it
-    pending = {}                # sender index -> (source, mac1, sent with mac2)
-    sent = errors = responses = cookies = decrypted = 0
+    pending = {}                # sender index -> (source, mac1, sent with mac2, peer)
+    sent = errors = responses = bad = cookies = decrypted = 0
     exhausted = None
     per_second = []
     reading = None
@@ -164,7 +166,7 @@ def cmd_run(a):
                     if e.errno not in (errno.EAGAIN, errno.ENOBUFS):
                         raise
                     errors += 1
-                pending[index_of(m)] = (s, m[-32:-16], cookie[s] is not None)
+                pending[index_of(m)] = (s, m[-32:-16], cookie[s] is not None, sent % n)
                 sent += 1
         for fd, _ in poller.poll(0):
             sock = by_fd[fd]
@@ -177,13 +179,17 @@ def cmd_run(a):
                 if entry is None:
                     continue
                 if msg_type(m) == MSG_RESPONSE and len(m) == LEN_RESPONSE:
+                    # Its mac1, keyed with the peer's public key, at least.
+                    if m[60:76] != MAC(mac1_keys[entry[3]], m[:60]):
+                        bad += 1
+                        continue
                     responses += 1
                     sec = int(time.monotonic() - start)
                     per_second.extend([0] * (sec + 1 - len(per_second)))
                     per_second[sec] += 1
                 elif msg_type(m) == MSG_COOKIE and len(m) == LEN_COOKIE:
                     cookies += 1
-                    s, mac1, had_mac2 = entry
+                    s, mac1, had_mac2, _ = entry
                     # Decrypted when the source has no cookie yet, or when an
                     # initiation with our mac2 got one (a new cookie secret).
                     if (cookie[s] is None or had_mac2) and cookie_peer.consume_cookie(m, mac1) is not None:
@@ -193,9 +199,9 @@ def cmd_run(a):
     window = "window=%.2f window_responses/s=%.1f " % (
         marks[-1][0] - marks[0][0], (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])) \
         if len(marks) == 2 else ""
-    print("flood: %ssecs=%.2f sent=%d sent/s=%.0f responses=%d cookie_replies=%d"
+    print("flood: %ssecs=%.2f sent=%d sent/s=%.0f responses=%d bad_responses=%d cookie_replies=%d"
           " cookies_decrypted=%d send_errors=%d exhausted=%s per_second=%s"
-          % (window, secs, sent, sent / secs, responses, cookies, decrypted, errors,
+          % (window, secs, sent, sent / secs, responses, bad, cookies, decrypted, errors,
              "no" if exhausted is None else "after %.1fs" % exhausted,
              ",".join(map(str, per_second[:int(secs)]))), flush=True)
 
