@@ -33,18 +33,23 @@
 #                     namespace, wgbench-f, joined by a veth pair to the
 #                     namespace of wgbench-b's UDP socket (the initial one
 #                     for lo), with FLOOD_SRC addresses 10.99.1.0... on its
-#                     end, floods wgbench-b's wg0 for S seconds with
-#                     handshake initiations from FLOOD_PEERS peers
-#                     (tests/flood.py; their keys made once per run, the
-#                     peers added to wg0 with `wg set` first): valid ones,
-#                     each source decrypting its cookie reply and adding
-#                     mac2 once wg0 is under load, as real clients would.
+#                     end, floods wgbench-b's wg0 for S seconds, at
+#                     FLOOD_RATE (flood_rate=R; 0: as fast as it can), with
+#                     handshake initiations from FLOOD_PEERS peers, one
+#                     source address each (tests/flood.py: keys and
+#                     initiations prepared once per run, the same for both
+#                     drivers; the peers added to wg0 with `wg set` before
+#                     each flood and removed after it): valid ones, each
+#                     source decrypting its cookie reply and adding mac2
+#                     once wg0 is under load, as real clients would.
 #                     Meanwhile wgbench-a pings wgbench-b through the tunnel
 #                     every 50 ms. Handshakes/s: the responses wg0 sent to
 #                     the flood peers (their tx bytes / 92, a count both
-#                     drivers keep) per second of flood; also the flooder's
-#                     initiations/s sent, the responses and cookie replies
-#                     it received, and the ping's loss.
+#                     drivers keep) per second, from 1 s into the flood to
+#                     its end S s later (read by the flooder while it
+#                     floods); also the flooder's initiations/s sent, the
+#                     responses and cookie replies it received, and the
+#                     ping's loss.
 # The AEAD limit, measured in each round with each driver loaded (the same
 # library both times: the two figures show how steady the machine was):
 # tests/kmod/aead_bench.ko times lib/crypto's chacha20poly1305_encrypt() over
@@ -331,9 +336,9 @@ flood() {
 		nb wg set wg0 $(sed 's/^/peer /' "$D/flood/pubs") ||
 		{ log "  $topo: flood setup failed"; flood_down "$topo"; return; }
 	# The flooder reads the device's counters itself, 1 s into the flood
-	# and at its end, while it goes on.
+	# and at its end, while it goes on: S seconds between the two.
 	ip netns exec $F python3 tests/flood.py run "$D/flood" --target 10.99.0.1:$PORT_B \
-		--src-base 10.99.1.0 --src-count $FLOOD_SRC --secs "$SECS" --rate $FLOOD_RATE \
+		--src-base 10.99.1.0 --src-count $FLOOD_SRC --secs $((SECS + 1)) --rate $FLOOD_RATE \
 		--reading-cmd "ip netns exec $B wg show wg0 transfer" --reading-out "$D/flood.reading" --warmup 1 \
 		>"$D/flood.out" 2>&1 &
 	pid=$!
@@ -433,7 +438,7 @@ log "machine: $MACHINE"
 case " $WORK " in *" flood "*)
 	# Enough initiations for each flood and its readings (3000/s unpaced).
 	mkdir "$D/flood" && out=$(python3 tests/flood.py prepare "$D/flood" --target-pub "$PUB_B" \
-		--peers $FLOOD_PEERS --messages $(( (FLOOD_RATE > 0 ? FLOOD_RATE : 3000) * (SECS + 5) )) 2>&1) ||
+		--peers $FLOOD_PEERS --messages $(( (FLOOD_RATE > 0 ? FLOOD_RATE : 3000) * (SECS + 6) )) 2>&1) ||
 		{ log "tests/flood.py prepare failed: $out"; exit 1; }
 	log "flood: $out; flood rate: $( ((FLOOD_RATE)) && echo "$FLOOD_RATE initiations/s" || echo unlimited)" ;;
 esac
