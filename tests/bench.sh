@@ -5,11 +5,7 @@
 #
 #   make bench [QUICK=1]       on the bench kernel profile (see the Makefile)
 #   tools/vm-run tests/bench.sh [quick] [rounds=N] [secs=S] [topos="lo veth"] [impls="rs c"]
-#                              [work="tcp1 tcpn udp ping"] [perf=PATH]
-#
-# TODO: handshakes/s completed under an initiation flood, and whether a data
-# stream stays alive meanwhile (the fifth metric of issue 10), is NOT
-# measured yet.
+#                              [work="tcp1 tcpn udp ping flood"] [flood_rate=R] [perf=PATH]
 #
 # Rounds. The two modules cannot be loaded at once: each round loads ours,
 # runs everything, unloads it, then does the same with the C driver (A B A
@@ -32,7 +28,28 @@
 #                     packets is printed beside it, as a check);
 #   ping under load   ping -i 0.01 for S seconds while an iperf3 TCP stream
 #                     runs: the median and the 99th percentile (nearest rank)
-#                     of the round-trip times, in microseconds.
+#                     of the round-trip times, in microseconds;
+#   initiation flood  (last: it leaves wg0's handshake queue full) a third
+#                     namespace, wgbench-f, joined by a veth pair to the
+#                     namespace of wgbench-b's UDP socket (the initial one
+#                     for lo), with FLOOD_SRC addresses 10.99.1.0... on its
+#                     end, floods wgbench-b's wg0 for S seconds, at
+#                     FLOOD_RATE (flood_rate=R; 0: as fast as it can), with
+#                     handshake initiations from FLOOD_PEERS peers, one
+#                     source address each (tests/flood.py: keys and
+#                     initiations prepared once per run, the same for both
+#                     drivers; the peers added to wg0 with `wg set` before
+#                     each flood and removed after it): valid ones, each
+#                     source decrypting its cookie reply and adding mac2
+#                     once wg0 is under load, as real clients would.
+#                     Meanwhile wgbench-a pings wgbench-b through the tunnel
+#                     every 50 ms. Handshakes/s: the responses wg0 sent to
+#                     the flood peers (their tx bytes / 92, a count both
+#                     drivers keep) per second, from 1 s into the flood to
+#                     its end S s later (read by the flooder while it
+#                     floods); also the flooder's initiations/s sent, the
+#                     responses and cookie replies it received, and the
+#                     ping's loss.
 # The AEAD limit, measured in each round with each driver loaded (the same
 # library both times: the two figures show how steady the machine was):
 # tests/kmod/aead_bench.ko times lib/crypto's chacha20poly1305_encrypt() over
@@ -43,7 +60,8 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= WORK="tcp1 tcpn udp ping"
+ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= WORK="tcp1 tcpn udp ping flood"
+FLOOD_RATE=1000
 for arg; do
 	case $arg in
 	quick) ROUNDS=1 SECS=3 AEAD_MS=500 MODE=quick ;;
@@ -54,12 +72,14 @@ for arg; do
 	impls=*) IMPLS=${arg#*=} ;;
 	perf=?*) PERF=${arg#*=} ;;
 	work=?*) WORK=${arg#*=} ;;
-	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"] [work=\"tcp1 tcpn udp ping\"] [perf=PATH]" >&2; exit 2 ;;
+	flood_rate=[0-9]*) FLOOD_RATE=${arg#*=} ;;
+	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"] [work=\"tcp1 tcpn udp ping flood\"] [flood_rate=R] [perf=PATH]" >&2; exit 2 ;;
 	esac
 done
 
 NCPU=$(nproc)
-A=wgbench-a B=wgbench-b
+A=wgbench-a B=wgbench-b F=wgbench-f
+FLOOD_PEERS=256 FLOOD_SRC=256
 PORT_A=51820 PORT_B=51821
 IP_A=192.168.241.1 IP_B=192.168.241.2
 D=$(mktemp -d /tmp/wgrs-bench.XXXXXX)
@@ -296,6 +316,76 @@ latency() {
 	log "  $topo: ping under load: median $1 us, p99 $2 us ($3 replies; $(grep -o '[0-9]* packets transmitted' "$D/ping.txt"))"
 }
 
+# flood_hs FILE: the handshake responses wg0 in $B sent to the flood peers,
+# from `wg show wg0 transfer` in FILE: their tx bytes (all but wgbench-a's
+# peer's) / 92, the size of a response, the only thing sent to them.
+flood_hs() {
+	awk -v a="$PUB_A" '$1 != a { t += $3 } END { printf "%d\n", t / 92 }' "$1"
+}
+
+flood() {
+	local impl=$1 topo=$2 ip_s=(ip) i pid n0 n1 out v loss secs
+	rm -f "$D"/flood.reading.*
+	[ "$topo" = veth ] && ip_s=(ip -n $B)
+	ip netns add $F && ip -n $F link set lo up &&
+		"${ip_s[@]}" link add wgbench-f type veth peer name fl0 netns $F &&
+		"${ip_s[@]}" addr add 10.99.0.1/16 dev wgbench-f && "${ip_s[@]}" link set wgbench-f up &&
+		for i in $(seq 0 $((FLOOD_SRC - 1))); do
+			echo "addr add 10.99.$((1 + i / 256)).$((i % 256))/16 dev fl0"
+		done | ip -n $F -batch - && ip -n $F link set fl0 up &&
+		nb wg set wg0 $(sed 's/^/peer /' "$D/flood/pubs") ||
+		{ log "  $topo: flood setup failed"; flood_down "$topo"; return; }
+	# The flooder reads the device's counters itself, 1 s into the flood
+	# and at its end, while it goes on: S seconds between the two.
+	ip netns exec $F python3 tests/flood.py run "$D/flood" --target 10.99.0.1:$PORT_B \
+		--src-base 10.99.1.0 --src-count $FLOOD_SRC --secs $((SECS + 1)) --rate $FLOOD_RATE \
+		--reading-cmd "ip netns exec $B wg show wg0 transfer" --reading-out "$D/flood.reading" --warmup 1 \
+		>"$D/flood.out" 2>&1 &
+	pid=$!
+	for i in $(seq 600); do
+		grep -q '^flooding' "$D/flood.out" && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! grep -q '^flooding' "$D/flood.out"; then
+		log "  $topo: the flooder did not start: $(head -c 300 "$D/flood.out")"
+		wait $pid
+		flood_down "$topo"
+		return
+	fi
+	profiled "$impl" "initiation flood ($topo)" na ping -n -i 0.05 -w "$SECS" $IP_B >"$D/fping.txt" 2>&1
+	wait $pid
+	out=$(grep '^flood:' "$D/flood.out")
+	secs=$(sed -n 's/.* window=\([0-9.]*\) .*/\1/p' <<<"$out")
+	if [ -z "$secs" ] || [ ! -s "$D/flood.reading.0" ] || [ ! -s "$D/flood.reading.1" ]; then
+		log "  $topo: the flooder failed: $(tail -c 300 "$D/flood.out")"
+	else
+		n0=$(flood_hs "$D/flood.reading.0") n1=$(flood_hs "$D/flood.reading.1")
+		v=$(awk -v n=$((n1 - n0)) -v t="$secs" 'BEGIN { printf "%.1f", n / t }')
+		add "$impl.hs.$topo" "$v"
+		add "$impl.fsent.$topo" "$(sed -n 's|.* sent/s=\([0-9]*\).*|\1|p' <<<"$out")"
+		add "$impl.fresp.$topo" "$(sed -n 's|.* window_responses/s=\([0-9.]*\).*|\1|p' <<<"$out")"
+		add "$impl.cookies.$topo" "$(sed -n 's|.* cookie_replies=\([0-9]*\).*|\1|p' <<<"$out")"
+		log "  $topo: initiation flood: $v handshakes/s ($((n1 - n0)) responses sent by wg0 in the $secs s from 1 s into the flood to its end; $n1 in all)"
+		log "    $(sed -n 's/^flooding at [0-9.]*: //p' "$D/flood.out")"
+		log "    $out"
+	fi
+	loss=$(grep -o '[0-9.]*% packet loss' "$D/fping.txt" | cut -d% -f1)
+	if [ -n "$loss" ]; then
+		add "$impl.floss.$topo" "$loss"
+		log "    ping from $A during the flood: $(grep 'packets transmitted' "$D/fping.txt")"
+	else
+		log "    ping from $A during the flood: $(tail -n 2 "$D/fping.txt" | tr '\n' ' ')"
+	fi
+	flood_down "$topo"
+}
+
+flood_down() {
+	nb wg set wg0 $(sed 's/^/peer /; s/$/ remove/' "$D/flood/pubs") 2>/dev/null
+	ip netns del $F 2>/dev/null
+	return 0
+}
+
 workloads() {
 	local impl=$1 topo=$2 work
 	for work in $WORK; do
@@ -304,6 +394,7 @@ workloads() {
 		tcpn) measure "$impl" "$topo" tcpn "TCP $NCPU streams" Mbit/s -P "$NCPU" ;;
 		udp) udp "$impl" "$topo" ;;
 		ping) latency "$impl" "$topo" ;;
+		flood) flood "$impl" "$topo" ;;
 		*) log "  unknown workload $work" ;;
 		esac
 	done
@@ -344,8 +435,13 @@ MACHINE="$NCPU vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | 
 
 log "bench ($MODE): rounds $ROUNDS, $SECS s per workload, topologies: $TOPOS, drivers: $IMPLS"
 log "machine: $MACHINE"
-# TODO (see the header): handshakes/s under an initiation flood.
-log "not measured yet: handshakes/s under an initiation flood"
+case " $WORK " in *" flood "*)
+	# Enough initiations for each flood and its readings (3000/s unpaced).
+	mkdir "$D/flood" && out=$(python3 tests/flood.py prepare "$D/flood" --target-pub "$PUB_B" \
+		--peers $FLOOD_PEERS --messages $(( (FLOOD_RATE > 0 ? FLOOD_RATE : 3000) * (SECS + 6) )) 2>&1) ||
+		{ log "tests/flood.py prepare failed: $out"; exit 1; }
+	log "flood: $out; flood rate: $( ((FLOOD_RATE)) && echo "$FLOOD_RATE initiations/s" || echo unlimited)" ;;
+esac
 if [ -n "$PERF" ]; then
 	"$PERF" --version >/dev/null 2>&1 || { log "perf=$PERF does not run"; exit 1; }
 	sysctl -qw kernel.kptr_restrict=0 kernel.perf_event_paranoid=-1
@@ -402,7 +498,7 @@ for k in $(printf '%s\n' "${!V[@]}" | sort); do
 done
 echo
 echo "bench ($MODE): median of $ROUNDS round(s), $SECS s per workload; spread = (max - min) / median;"
-echo "higher is better but for ping (lower is better)"
+echo "higher is better but for ping and loss (lower is better)"
 echo "machine: $MACHINE"
 printf '%-44s | %10s | %10s | %6s | %s\n' metric ours C ours/C spread
 printf '%s\n' "---------------------------------------------+------------+------------+--------+---------------------"
@@ -413,10 +509,14 @@ for topo in $TOPOS; do
 	row "ping under load, median us ($topo)" "lat50.$topo" '%.0f'
 	row "ping under load, p99 us ($topo)" "lat99.$topo" '%.0f'
 	row "TCP 1 stream / AEAD limit ($topo)" "frac.$topo" '%.3f'
+	row "handshakes/s under flood ($topo)" "hs.$topo" '%.1f'
+	row "  flooder: responses/s received ($topo)" "fresp.$topo" '%.1f'
+	row "  flooder: initiations/s sent ($topo)" "fsent.$topo" '%.0f'
+	row "  cookie replies under flood ($topo)" "cookies.$topo" '%.0f'
+	row "data stream alive under flood, loss % ($topo)" "floss.$topo" '%.1f'
 done
 row "AEAD limit, MB/s (1 CPU, 1420 B)" aead '%.1f'
 row "AEAD, buffers/s (1 CPU, 64 B)" aead64 '%.0f'
-echo "not measured yet: handshakes/s under an initiation flood (TODO)"
 [ -s "$D/profiles" ] && { echo; cat "$D/profiles"; }
 log "bench done in $((SECONDS - START)) s"
 rm -rf "$D"

@@ -298,7 +298,15 @@ class Peer:
 
     def initiation(self, timestamp=None, index=None, e_priv=None):
         """A fresh handshake initiation (an Initiation; .msg is the bytes)."""
-        index = self.new_index() if index is None else index
+        return self.finish_initiation(self.begin_initiation(e_priv), timestamp, index)
+
+    def begin_initiation(self, e_priv=None):
+        """The part of an initiation that depends on neither time nor index:
+        the ephemeral and static keys (both X25519 operations). Opaque, and
+        reusable: finish_initiation turns it into initiations, each with its
+        own timestamp and index (a flooder precomputes these; the same
+        ephemeral in several initiations is what no real client does, and
+        what a responder cannot tell)."""
         e_priv = e_priv or genkey()
         e_pub = public(e_priv)
         ck = HASH(CONSTRUCTION)
@@ -309,9 +317,16 @@ class Peer:
         enc_static = AEAD(k, 0, self.pub, h)
         h = HASH(h + enc_static)
         ck, k = KDF(2, ck, DH(self.priv, self.remote_pub))
+        return e_priv, e_pub + enc_static, ck, h, k
+
+    def finish_initiation(self, begun, timestamp=None, index=None):
+        """An Initiation from begin_initiation's result: the timestamp, the
+        index and the macs (mac2 from self.cookie, if any)."""
+        e_priv, head, ck, h, k = begun
+        index = self.new_index() if index is None else index
         enc_ts = AEAD(k, 0, timestamp or tai64n(), h)
         h = HASH(h + enc_ts)
-        msg = self.add_macs(struct.pack("<II", MSG_INITIATION, index) + e_pub + enc_static + enc_ts)
+        msg = self.add_macs(struct.pack("<II", MSG_INITIATION, index) + head + enc_ts)
         return Initiation(msg, index, ck, h, e_priv, self.last_mac1)
 
     def consume_response(self, ini, msg):
