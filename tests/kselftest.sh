@@ -81,4 +81,26 @@ awk -v rc="$rc" '
 			printf "  %-4s %6.1f  %s\n", failed ? "FAIL" : "ok", end - start[i], order[i]
 		}
 	}' "$script" "$trace"
+
+# netns.sh's last check reads the kernel log with a 0.1 s timeout per record,
+# so on a starved guest it can stop early and find objects "merely created".
+# After a failure, count again over the whole log, without timeouts: an
+# object created more often than destroyed (the EXIT trap's deletions count
+# too by now) was never destroyed; none means the check had read too little.
+if [ "$rc" != 0 ]; then
+	declare -A created destroyed
+	while read -r line; do
+		[[ $line =~ .*(wg[0-9]+:\ [A-Z][a-z]+\ ?[0-9]*)\ .*(created|destroyed).* ]] || continue
+		if [ "${BASH_REMATCH[2]}" = created ]; then
+			created["${BASH_REMATCH[1]}"]=$((${created["${BASH_REMATCH[1]}"]:-0} + 1))
+		else
+			destroyed["${BASH_REMATCH[1]}"]=$((${destroyed["${BASH_REMATCH[1]}"]:-0} + 1))
+		fi
+	done < <(dmesg)
+	left=()
+	for object in "${!created[@]}"; do
+		[ "${created[$object]}" -gt "${destroyed[$object]:-0}" ] && left+=("$object")
+	done
+	echo "kselftest: objects in the whole kernel log: ${#created[@]} created, ${#left[@]} never destroyed${left[*]:+: ${left[*]:0:10}}"
+fi
 exit "$rc"
