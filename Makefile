@@ -47,7 +47,7 @@ check-lifecycle: module
 # The debug kernel profile (issue 7): tools/kernel.config with
 # tools/kernel-kasan.config over it (KASAN generic inline, UBSAN bounds and
 # shift, kmemleak, DEBUG_PAGEALLOC, failslab and fail_page_alloc), a second
-# cached kernel, built the first time it is asked for (about 40 minutes on 2
+# cached kernel, built the first time it is asked for (about 85 minutes on 2
 # cores). The module and tests/kmod are built for it in build/profile-kasan/.
 # check-debug runs the whole make check suite on it, then unloads the module
 # and runs a kmemleak scan (tests/check-debug.sh); check-faults sweeps
