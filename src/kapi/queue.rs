@@ -76,6 +76,18 @@ unsafe fn packet_cb(skb: *mut bindings::sk_buff) -> *mut PacketCb {
     unsafe { bindings::wgrs_skb_cb(skb).cast() }
 }
 
+/// How many buffers the packet headed by `skb` was made of.
+///
+/// # Safety
+///
+/// `skb` must head a packet (its `cb` written by `Packet::from_chain`) that
+/// stays alive for the call.
+unsafe fn packet_buffers(skb: *mut bindings::sk_buff) -> i32 {
+    // SAFETY: per the function's contract; `buffers` never changes after
+    // `from_chain`.
+    i32::try_from(unsafe { (*packet_cb(skb)).buffers }).unwrap_or(i32::MAX)
+}
+
 impl SkbMut<'_> {
     /// The data plane's metadata in the buffer's control block.
     pub(crate) fn meta(&mut self) -> &mut PacketMeta {
@@ -138,9 +150,8 @@ impl<K: Send + Sync> Packet<K> {
 
     /// How many buffers the packet was made of.
     fn buffers(&self) -> i32 {
-        // SAFETY: our first buffer; `buffers` was written in `new` and
-        // never changes.
-        i32::try_from(unsafe { (*packet_cb(self.head.as_ptr())).buffers }).unwrap_or(i32::MAX)
+        // SAFETY: by the type invariant, `head` heads a packet.
+        unsafe { packet_buffers(self.head.as_ptr()) }
     }
 
     fn erased_key(&self) -> NonNull<core::ffi::c_void> {
@@ -336,10 +347,9 @@ impl<K: Send + Sync> OrderedQueue<K> {
 
     /// Gives back the room of `skb`, a packet's first buffer just popped.
     fn uncount(&self, skb: *mut bindings::sk_buff) {
-        // SAFETY: popped by the consumer, the queue still owns the packet;
-        // we only read its fixed buffer count.
-        let packet = ManuallyDrop::new(unsafe { Packet::<K>::from_raw(NonNull::new_unchecked(skb)) });
-        self.count.fetch_sub(packet.buffers(), Relaxed);
+        // SAFETY: popped by the consumer, `skb` heads a packet the queue
+        // still owns.
+        self.count.fetch_sub(unsafe { packet_buffers(skb) }, Relaxed);
     }
 
     /// Pushes `packet` at the back, unless that would put more than `limit`
