@@ -97,8 +97,12 @@ bench:
 	$(BENCH_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench.sh $(if $(QUICK),quick) \
 		$(if $(PERF),perf=build/perf) $(BENCH_ARGS)
 
-bench-scale: module
-	VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench-scale.sh
+# PEERS= sets the count (default 100000); PERF=1 profiles one dump per driver.
+bench-scale:
+	$(BENCH_ENV) tools/module modules
+	$(if $(PERF),mkdir -p build && cp "$$(tools/perf)" build/perf)
+	$(BENCH_ENV) VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench-scale.sh \
+		$(or $(PEERS),100000) "rs c" $(if $(PERF),build/perf)
 
 # Boots N VMs in a row with a CPU hog on the host: the harness must not crash.
 soak: module

@@ -3,7 +3,8 @@
 # ours (wireguard_rs) against the C driver (wireguard), in one VM boot.
 # Numbers are printed, never asserted.
 #
-#   VM_MEM=8192 VM_TIMEOUT=3600 IMPL=c tools/vm-run tests/bench-scale.sh [PEERS [IMPLS]]
+#   make bench-scale [PEERS=N] [PERF=1]     on the bench kernel profile
+#   tools/vm-run tests/bench-scale.sh [PEERS [IMPLS [PERF]]]
 #
 # PEERS defaults to $BENCH_PEERS or 100000, IMPLS to $BENCH_IMPLS or "rs c"
 # (vm-run does not pass the host's environment into the guest: use the
@@ -32,6 +33,9 @@
 #            static-static Curve25519 result at its first handshake, C when
 #            the peer is added (in setconf). Median of 5 rounds, each with
 #            the peer added anew and both sides' sessions forgotten.
+#   profile  with PERF (a perf binary, see tools/perf), one more counting
+#            dump, sampled on every CPU; the top kernel symbols of both
+#            drivers are printed after the table
 #   remove   `wg setconf wg0 empty.conf` (private key only: replaces all peers)
 # and kernel memory per peer from slab accounting: /proc/meminfo Slab and,
 # if readable, the sum over /proc/slabinfo of active_objs * objsize, each
@@ -40,9 +44,11 @@
 # is reported too (per-peer percpu allocations are not slab).
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. tests/perf-top.sh
 
 N=${1:-${BENCH_PEERS:-100000}}
 IMPLS=${2:-${BENCH_IMPLS:-rs c}}
+PERF=${3:-}
 D=$(mktemp -d /tmp/wgrs-bench.XXXXXX)
 declare -A R
 
@@ -79,6 +85,10 @@ hung_task_timeout=$(cat /proc/sys/kernel/hung_task_timeout_secs)
 # One kthread and one pid per peer for the C driver (threaded NAPI).
 sysctl -qw kernel.pid_max=4194304 || true
 sysctl -qw kernel.threads-max=4000000 || true
+if [ -n "$PERF" ]; then
+	"$PERF" --version >/dev/null 2>&1 || { log "perf=$PERF does not run"; exit 1; }
+	sysctl -qw kernel.kptr_restrict=0 kernel.perf_event_paranoid=-1
+fi
 log "pid_max $(cat /proc/sys/kernel/pid_max), threads-max $(cat /proc/sys/kernel/threads-max)"
 log "generating $N peers x 2 allowed IPs"
 t0=$(now)
@@ -181,6 +191,12 @@ bench_one() {
 	R[$impl.dumpraw]=$(median5 "${raws[@]}")
 	log "$impl: dump (wg show dump) ${dumps[*]} s, median ${R[$impl.dump]:-n/a}"
 	log "$impl: dump (counting client: ${out:-failed}) ${raws[*]} s, median ${R[$impl.dumpraw]:-n/a}"
+	if [ -n "$PERF" ]; then
+		"$PERF" record -q -e cpu-clock -a -g -o "$D/perf.data" -- \
+			python3 tests/genl.py get --ifname wg0 --count >/dev/null 2>"$D/perf.err" &&
+			perf_top "$D/perf.data" "== profile: $impl, one counting dump (cpu-clock, all CPUs, self time)" \
+				>>"$D/profiles" || log "$impl: perf record failed: $(tail -n 1 "$D/perf.err")"
+	fi
 
 	first_handshake "$impl"
 
@@ -233,6 +249,7 @@ row "percpu bytes/peer (meminfo)" percpu
 row "kernel stack bytes/peer (meminfo)" kstack
 row "MemFree decrease bytes/peer (approx.)" memfree
 row "Slab left after removal bytes/peer" left
+[ -s "$D/profiles" ] && { echo; cat "$D/profiles"; }
 
 rm -rf "$D"
 exit 0

@@ -59,6 +59,7 @@
 # one CPU can encrypt.
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. tests/perf-top.sh
 
 ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= WORK="tcp1 tcpn udp ping flood"
 FLOOD_RATE=1000
@@ -199,19 +200,8 @@ profiled() {
 	rec=$!
 	"$@"
 	wait $rec
-	# Shares of the busy samples: the idle loop's are left out.
-	"$PERF" report -i "$D/perf.data" --stdio --no-children --sort sym -g none 2>/dev/null |
-		awk -v title="== profile: $(impl_name "$impl"), $what (cpu-clock, all CPUs, self time)" '
-		$1 ~ /%$/ && $2 == "[k]" || $2 == "[.]" {
-			p = $1; sub(/%/, "", p); sym = $3
-			if (sym ~ /^(pv_native_safe_halt|default_idle|cpuidle_idle_call|do_idle|native_safe_halt|acpi_idle_do_entry)$/) { idle += p; next }
-			n++; s[n] = sym; v[n] = p; busy += p
-		}
-		END {
-			printf "%s: %.0f%% busy\n", title, busy
-			for (i = 1; i <= n && i <= 25; i++)
-				if (busy > 0 && v[i] / busy >= 0.01) printf "  %5.1f%%  %s\n", v[i] / busy * 100, s[i]
-		}' >>"$D/profiles" || true
+	perf_top "$D/perf.data" "== profile: $(impl_name "$impl"), $what (cpu-clock, all CPUs, self time)" \
+		>>"$D/profiles" || true
 }
 impl_name() { case $1 in rs) echo ours ;; c) echo C ;; esac; }
 

@@ -29,12 +29,6 @@ impl ListLink {
     }
 }
 
-// SAFETY: the pointer is only written by the one owner of the object's
-// queued state (see `ArcList`), and read by the consumer that took it.
-unsafe impl Send for ListLink {}
-// SAFETY: as above.
-unsafe impl Sync for ListLink {}
-
 /// An object that can be on an [`ArcList`]; implemented with
 /// [`impl_listed!`](crate::impl_listed).
 ///
