@@ -97,7 +97,7 @@ bench:
 	$(BENCH_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench.sh $(if $(QUICK),quick) \
 		$(if $(PERF),perf=build/perf) $(BENCH_ARGS)
 
-# PEERS= sets the count (default 100000); PERF=1 profiles one dump per driver.
+# PEERS= sets the count (default 100000); PERF=1 profiles ten dumps per driver.
 bench-scale:
 	$(BENCH_ENV) tools/module modules
 	$(if $(PERF),mkdir -p build && cp "$$(tools/perf)" build/perf)

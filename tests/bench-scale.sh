@@ -33,8 +33,8 @@
 #            static-static Curve25519 result at its first handshake, C when
 #            the peer is added (in setconf). Median of 5 rounds, each with
 #            the peer added anew and both sides' sessions forgotten.
-#   profile  with PERF (a perf binary, see tools/perf), one more counting
-#            dump, sampled on every CPU; the top kernel symbols of both
+#   profile  with PERF (a perf binary, see tools/perf), ten more counting
+#            dumps, sampled on every CPU; the top kernel symbols of both
 #            drivers are printed after the table
 #   remove   `wg setconf wg0 empty.conf` (private key only: replaces all peers)
 # and kernel memory per peer from slab accounting: /proc/meminfo Slab and,
@@ -192,9 +192,12 @@ bench_one() {
 	log "$impl: dump (wg show dump) ${dumps[*]} s, median ${R[$impl.dump]:-n/a}"
 	log "$impl: dump (counting client: ${out:-failed}) ${raws[*]} s, median ${R[$impl.dumpraw]:-n/a}"
 	if [ -n "$PERF" ]; then
+		# Ten dumps from one client, so that the interpreter's start-up
+		# does not dominate the samples.
+		yes 'get --ifname wg0 --count' | head -n 10 >"$D/dumps"
 		"$PERF" record -q -e cpu-clock -a -g -o "$D/perf.data" -- \
-			python3 tests/genl.py get --ifname wg0 --count >/dev/null 2>"$D/perf.err" &&
-			perf_top "$D/perf.data" "== profile: $impl, one counting dump (cpu-clock, all CPUs, self time)" \
+			python3 tests/genl.py batch <"$D/dumps" >/dev/null 2>"$D/perf.err" &&
+			perf_top "$D/perf.data" "== profile: $impl, ten counting dumps (cpu-clock, all CPUs, self time)" \
 				>>"$D/profiles" || log "$impl: perf record failed: $(tail -n 1 "$D/perf.err")"
 	fi
 
