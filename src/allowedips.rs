@@ -21,13 +21,16 @@
 //! either happens whole or fails with `ENOMEM` and changes nothing.
 //!
 //! Per-peer bookkeeping (upstream's `peer->allowedips_list`) lives in the
-//! writer side: a map from peer to its prefixes in insertion order, so that
-//! [`AllowedIps::remove_by_peer`] and [`AllowedIps::peer_allowedips`] cost
-//! what the peer has, not what the table has.
+//! writer side: a map from each peer's [`Owner::owner_id`] to its prefixes
+//! in insertion order, so that [`AllowedIps::remove_by_peer`] and
+//! [`AllowedIps::peer_allowedips`] cost what the peer has, not what the
+//! table has. Owner ids also order the map, so that a walk over peers in
+//! that order finds each one's prefixes a step at a time ([`PeerWalk`]),
+//! not by a search from the top.
 //!
 //! Dumps: a netlink dump lists a peer's allowed IPs with
-//! [`AllowedIps::peer_allowedips`]`(peer, cursor)`, starting at
-//! [`Cursor::START`]; each item comes with its own cursor, which the dump
+//! [`PeerIps::from`]`(cursor)`, starting at [`Cursor::START`]; each item
+//! comes with its own cursor, which the dump
 //! keeps when the message is full and resumes from in the next one, under
 //! the same lock as the updates. A cursor is a position in the peer's
 //! insertion order, not a pointer, so it stays valid whatever happens in
@@ -38,7 +41,7 @@
 use crate::kapi::rcu::{self, Guard, RcuArc, RcuPtr};
 use kernel::{
     prelude::*,
-    rbtree::{RBTree, RBTreeNodeReservation},
+    rbtree::{self, CursorMut, RBTree, RBTreeNodeReservation},
     sync::{
         atomic::{Atomic, Relaxed},
         Arc,
@@ -268,6 +271,13 @@ impl Cursor {
     pub(crate) const START: Cursor = Cursor(0);
 }
 
+/// What the table knows a peer by.
+pub(crate) trait Owner: Send + Sync {
+    /// Unique among the peers of one table, and never reused while the
+    /// peer has prefixes; walks by [`PeerWalk`] go in its order.
+    fn owner_id(&self) -> u64;
+}
+
 /// One peer's prefixes, by insertion stamp.
 struct PeerEntry {
     order: RBTree<u64, AllowedIp>,
@@ -283,28 +293,23 @@ pub(crate) struct AllowedIps<P: Send + Sync> {
 
 /// Writer-side bookkeeping.
 struct Book {
-    /// Every peer with prefixes, keyed by the address of its object (stable,
-    /// since its nodes keep it alive).
-    peers: RBTree<usize, PeerEntry>,
+    /// Every peer with prefixes, by owner id.
+    peers: RBTree<u64, PeerEntry>,
     /// Bumped on every update (upstream `allowedips.seq`).
     seq: u64,
     /// The next insertion stamp; stamps start at 1, after `Cursor::START`.
     next_stamp: u64,
 }
 
-fn peer_id<P: Send + Sync>(peer: &RcuArc<P>) -> usize {
-    core::ptr::from_ref::<P>(peer).addr()
-}
-
 /// Memory for the bookkeeping of one new prefix, allocated up front.
 struct BookReservation {
     order: RBTreeNodeReservation<u64, AllowedIp>,
     /// For a peer without prefixes yet.
-    peer: Option<RBTreeNodeReservation<usize, PeerEntry>>,
+    peer: Option<RBTreeNodeReservation<u64, PeerEntry>>,
 }
 
 impl Book {
-    fn reserve(&self, id: usize) -> Result<BookReservation> {
+    fn reserve(&self, id: u64) -> Result<BookReservation> {
         let order = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let peer = match self.peers.get(&id) {
             Some(_) => None,
@@ -320,7 +325,7 @@ impl Book {
     }
 
     /// Appends `ip` to the peer's insertion order.
-    fn link(&mut self, id: usize, stamp: u64, ip: AllowedIp, memory: BookReservation) {
+    fn link(&mut self, id: u64, stamp: u64, ip: AllowedIp, memory: BookReservation) {
         if let Some(node) = memory.peer {
             if self.peers.get(&id).is_none() {
                 drop(self.peers.insert(node.into_node(id, PeerEntry { order: RBTree::new() })));
@@ -333,7 +338,7 @@ impl Book {
 
     /// Drops stamp `stamp` from the peer's insertion order, and the peer once
     /// it has none left.
-    fn unlink(&mut self, id: usize, stamp: u64) {
+    fn unlink(&mut self, id: u64, stamp: u64) {
         let Some(entry) = self.peers.get_mut(&id) else { return };
         let _ = entry.order.remove(&stamp);
         if entry.order.is_empty() {
@@ -374,7 +379,7 @@ fn remove_node<P: Send + Sync>(guard: &Guard, node: &Node<P>, place: &Place<'_, 
     drop(parent_slot.replace(sibling.get_arc(guard)));
 }
 
-impl<P: Send + Sync> AllowedIps<P> {
+impl<P: Owner> AllowedIps<P> {
     pub(crate) fn new() -> Result<Self> {
         let table =
             Arc::new(LookupTable { root4: RcuPtr::null(), root6: RcuPtr::null() }, GFP_KERNEL)?;
@@ -423,7 +428,7 @@ impl<P: Send + Sync> AllowedIps<P> {
         }
         let key = key & mask(cidr);
         let ip = AllowedIp::new(family, key, cidr);
-        let id = peer_id(peer);
+        let id = peer.owner_id();
         let root = self.table.root(family);
 
         // Allocate everything first: nothing below fails. The trie cannot
@@ -454,7 +459,7 @@ impl<P: Send + Sync> AllowedIps<P> {
             // Link first: moving within one peer must not drop its entry.
             self.book.link(id, stamp, ip, memory);
             if let Some(old) = old {
-                self.book.unlink(peer_id(&old), old_stamp);
+                self.book.unlink(old.owner_id(), old_stamp);
             }
             return Ok(());
         }
@@ -492,7 +497,7 @@ impl<P: Send + Sync> AllowedIps<P> {
         let guard = rcu::read_lock();
         let place = place(self.table.root(family), &guard, key & mask(cidr), cidr);
         if let Some(node) = place.exact.filter(|node| node.peer.is(peer)) {
-            self.book.unlink(peer_id(peer), node.stamp.load(Relaxed));
+            self.book.unlink(peer.owner_id(), node.stamp.load(Relaxed));
             remove_node(&guard, node, &place);
         }
         Ok(())
@@ -500,7 +505,7 @@ impl<P: Send + Sync> AllowedIps<P> {
 
     /// Removes every prefix of `peer`, in time proportional to their number.
     pub(crate) fn remove_by_peer(&mut self, peer: &RcuArc<P>) {
-        let Some(entry) = self.book.peers.remove(&peer_id(peer)) else { return };
+        let Some(entry) = self.book.peers.remove(&peer.owner_id()) else { return };
         self.book.seq = self.book.seq.wrapping_add(1);
         for (_, ip) in entry.order.iter() {
             let (family, key, cidr) = ip.parts();
@@ -512,13 +517,67 @@ impl<P: Send + Sync> AllowedIps<P> {
         }
     }
 
-    /// `peer`'s allowed IPs in insertion order, from `from` on. Each comes
-    /// with the cursor to resume at it, for a dump that runs out of room.
+    /// `peer`'s allowed IPs in insertion order, from `from` on.
     pub(crate) fn peer_allowedips(&self, peer: &RcuArc<P>, from: Cursor) -> PeerAllowedIps<'_> {
-        PeerAllowedIps {
-            order: self.book.peers.get(&peer_id(peer)).map(|entry| &entry.order),
-            next: Some(from.0),
+        let order = self.book.peers.get(&peer.owner_id()).map(|entry| &entry.order);
+        PeerIps { order, seq: self.book.seq }.from(from)
+    }
+
+    /// A walk over peers in ascending owner id, from `from` on, that finds
+    /// their allowed IPs a step at a time (a dump's).
+    pub(crate) fn walk(&mut self, from: u64) -> PeerWalk<'_> {
+        PeerWalk { seq: self.book.seq, at: self.book.peers.cursor_lower_bound_mut(&from) }
+    }
+}
+
+/// See [`AllowedIps::walk`].
+pub(crate) struct PeerWalk<'a> {
+    seq: u64,
+    /// The first peer with prefixes not passed yet.
+    at: Option<CursorMut<'a, u64, PeerEntry>>,
+}
+
+impl PeerWalk<'_> {
+    /// The allowed IPs of `peer`, whose owner id is at least that of the
+    /// peer asked for before (fewer steps than peers, in all).
+    pub(crate) fn of(&mut self, peer: &impl Owner) -> PeerIps<'_> {
+        let id = peer.owner_id();
+        while let Some(at) = self.at.take() {
+            if *at.current().0 >= id {
+                self.at = Some(at);
+                break;
+            }
+            self.at = at.move_next();
         }
+        let order = match &self.at {
+            Some(at) if *at.current().0 == id => Some(&at.current().1.order),
+            _ => None,
+        };
+        PeerIps { order, seq: self.seq }
+    }
+}
+
+/// One peer's allowed IPs.
+pub(crate) struct PeerIps<'a> {
+    order: Option<&'a RBTree<u64, AllowedIp>>,
+    seq: u64,
+}
+
+impl<'a> PeerIps<'a> {
+    /// The table's [`AllowedIps::seq`].
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The prefixes in insertion order, from `from` on. Each comes with the
+    /// cursor to resume at it, for a dump that runs out of room.
+    pub(crate) fn from(&self, from: Cursor) -> PeerAllowedIps<'a> {
+        let walk = match (self.order, from) {
+            (None, _) => Walk::Done,
+            (Some(order), Cursor::START) => Walk::Whole(order.iter()),
+            (Some(order), Cursor(next)) => Walk::Resumed(order, next),
+        };
+        PeerAllowedIps { walk }
     }
 }
 
@@ -531,19 +590,40 @@ impl<P: Send + Sync> Drop for AllowedIps<P> {
     }
 }
 
-/// Iterator over a peer's allowed IPs; see [`AllowedIps::peer_allowedips`].
+/// Iterator over a peer's allowed IPs; see [`PeerIps::from`].
 pub(crate) struct PeerAllowedIps<'a> {
-    order: Option<&'a RBTree<u64, AllowedIp>>,
-    next: Option<u64>,
+    walk: Walk<'a>,
+}
+
+enum Walk<'a> {
+    /// From the first: a step per prefix.
+    Whole(rbtree::Iter<'a, u64, AllowedIp>),
+    /// From the stamp: a search per prefix, as the tree's read-only cursor
+    /// cannot move.
+    Resumed(&'a RBTree<u64, AllowedIp>, u64),
+    Done,
 }
 
 impl Iterator for PeerAllowedIps<'_> {
     type Item = (Cursor, AllowedIp);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let cursor = self.order?.cursor_lower_bound(&self.next?)?;
-        let (&stamp, &ip) = cursor.current();
-        self.next = stamp.checked_add(1);
+        let (stamp, ip) = match &mut self.walk {
+            Walk::Whole(iter) => iter.next().map(|(&stamp, &ip)| (stamp, ip)),
+            Walk::Resumed(order, next) => order.cursor_lower_bound(next).map(|at| {
+                let (&stamp, &ip) = at.current();
+                (stamp, ip)
+            }),
+            Walk::Done => None,
+        }?;
+        match stamp.checked_add(1) {
+            Some(after) => {
+                if let Walk::Resumed(_, next) = &mut self.walk {
+                    *next = after;
+                }
+            }
+            None => self.walk = Walk::Done,
+        }
         Some((Cursor(stamp), ip))
     }
 }

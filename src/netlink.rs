@@ -13,7 +13,7 @@ use crate::kapi::genl::{
 use crate::kapi::netdev::{Capability, DeviceKey, DeviceRef, IfName, LookupError};
 use crate::kapi::sync::RtnlGuard;
 use crate::kapi::uapi::*;
-use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr};
+use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr, PeerIps};
 use crate::kapi::rcu::RcuArc;
 use crate::noise::StaticIdentity;
 use crate::peer::{Peer, Sockaddr, AF_INET, AF_INET6};
@@ -215,7 +215,7 @@ impl DumpHandler for GetDevice {
 fn put_peer(
     peers: &mut Message<'_>,
     peer: &RcuArc<Peer>,
-    allowedips: &AllowedIps<Peer>,
+    allowedips: PeerIps<'_>,
     resume: Option<(Cursor, u64)>,
 ) -> PeerFit {
     let Ok(mut nest) = peers.nest(0) else {
@@ -227,7 +227,7 @@ fn put_peer(
         return PeerFit::Nothing;
     }
     let (from, seq) = resume.unwrap_or((Cursor::START, allowedips.seq()));
-    let mut ips = allowedips.peer_allowedips(peer, from).peekable();
+    let mut ips = allowedips.from(from).peekable();
     // Upstream skips the rest of a peer whose allowed IPs changed between
     // messages; the dump is flagged inconsistent anyway.
     if ips.peek().is_none() || seq != allowedips.seq() {

@@ -15,7 +15,7 @@
 //! until they are done.
 
 use core::ops::ControlFlow;
-use crate::allowedips::AllowedIps;
+use crate::allowedips::{AllowedIps, Owner, PeerIps};
 use crate::device::Tunnel;
 use crate::kapi::crypto::{Secret, KEY_LEN};
 use crate::kapi::llist::ListLink;
@@ -197,6 +197,12 @@ pub(crate) struct Peer {
 
 crate::impl_listed!(Peer, delivery_link);
 
+impl Owner for Peer {
+    fn owner_id(&self) -> u64 {
+        self.internal_id
+    }
+}
+
 impl NoisePeer for Peer {
     fn noise(&self) -> &PeerNoise<Self> {
         &self.noise
@@ -307,9 +313,10 @@ fn handshake_long_ago() -> u64 {
 pub(crate) struct Peers {
     /// Public key to position in `by_order`.
     by_key: RBTree<[u8; KEY_LEN], u64>,
-    /// Creation order (never reused), for dumps that resume where they left.
+    /// By position: the peer's `internal_id`, which grows with every peer
+    /// created and is never reused, so this is creation order, for dumps
+    /// that resume where they left. Allowed IPs know peers by it too.
     by_order: RBTree<u64, RcuArc<Peer>>,
-    next_order: u64,
     len: usize,
     pub(crate) allowedips: AllowedIps<Peer>,
 }
@@ -319,7 +326,6 @@ impl Peers {
         Ok(Peers {
             by_key: RBTree::new(),
             by_order: RBTree::new(),
-            next_order: 0,
             len: 0,
             allowedips: AllowedIps::new()?,
         })
@@ -344,18 +350,18 @@ impl Peers {
     }
 
     /// Calls `f` with each peer at or after position `order`, in order, its
-    /// position and the allowed-IPs table, until `f` breaks. One tree
-    /// search in all, then a step per peer (a dump message's walk).
+    /// position and its allowed IPs, until `f` breaks. Two tree searches in
+    /// all, then steps (a dump message's walk).
     pub(crate) fn walk_from(
         &mut self,
         order: u64,
-        mut f: impl FnMut(u64, &RcuArc<Peer>, &AllowedIps<Peer>) -> ControlFlow<()>,
+        mut f: impl FnMut(u64, &RcuArc<Peer>, PeerIps<'_>) -> ControlFlow<()>,
     ) {
-        let allowedips = &self.allowedips;
+        let mut allowedips = self.allowedips.walk(order);
         let mut cursor = self.by_order.cursor_lower_bound_mut(&order);
         while let Some(at) = cursor {
             let (&order, peer) = at.current();
-            if f(order, peer, allowedips).is_break() {
+            if f(order, peer, allowedips.of(&**peer)).is_break() {
                 return;
             }
             cursor = at.move_next();
@@ -380,15 +386,14 @@ impl Peers {
         if self.len >= MAX_PEERS_PER_DEVICE {
             return Err(ENOMEM);
         }
-        let order = self.next_order;
         // Allocate everything before touching any table.
         let peer = RcuArc::pin_init(Peer::new(tunnel, public_key, preshared_key), GFP_KERNEL)?;
+        let order = peer.internal_id;
         let key_node = RBTreeNode::new(public_key, order, GFP_KERNEL)?;
         let order_node = RBTreeNode::new(order, peer.clone(), GFP_KERNEL)?;
         tunnel.noise.peers.insert(&peer)?;
         self.by_key.insert(key_node);
         self.by_order.insert(order_node);
-        self.next_order += 1;
         self.len += 1;
         wg_debug!("{}: Peer {} created\n", dev, peer.internal_id);
         Ok(order)

@@ -6,7 +6,7 @@
 //! thousands of inserts, removals, lookups and per-peer listings, for both
 //! families; and lock-free lookups on another CPU while the trie changes.
 
-use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr, LookupTable};
+use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr, LookupTable, Owner};
 use crate::kapi::{
     kthread, random,
     rcu::{self, RcuArc},
@@ -32,6 +32,12 @@ fn new_peer(n: u32) -> Result<Peer> {
     let peer = RcuArc::pin_init(try_init!(TestPeer { n }), GFP_KERNEL)?;
     LIVE_PEERS.fetch_add(1, Relaxed);
     Ok(peer)
+}
+
+impl Owner for TestPeer {
+    fn owner_id(&self) -> u64 {
+        self.n.into()
+    }
 }
 
 impl Drop for TestPeer {
@@ -337,6 +343,15 @@ fn fixed() -> Result<bool> {
     x.check(t.peer_allowedips(&b, Cursor::START).map(|(_, ip)| ip).eq([expected[2]]));
     let moved = [expected[1], expected[3], expected[4], expected[0]];
     x.check(t.peer_allowedips(&a, Cursor::START).map(|(_, ip)| ip).eq(moved));
+    // A walk in owner-id order finds the same, skipping peers without any,
+    // and resumes from an id.
+    let mut walk = t.walk(0);
+    x.check(walk.of(&*nobody).from(Cursor::START).next().is_none());
+    x.check(walk.of(&*a).from(Cursor::START).map(|(_, ip)| ip).eq(moved));
+    x.check(walk.of(&*b).from(Cursor::START).map(|(_, ip)| ip).eq([expected[2]]));
+    x.check(walk.of(&*c).from(Cursor::START).next().is_none());
+    let mut walk = t.walk(b.n.into());
+    x.check(walk.of(&*b).from(Cursor::START).map(|(_, ip)| ip).eq([expected[2]]));
     let seq = t.seq();
     x.check(t.remove_v4(ip4(10, 1, 0, 16), 29, &a).is_ok());
     x.check(t.seq() != seq);
