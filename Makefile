@@ -49,8 +49,9 @@ check-lifecycle: module
 # shift, kmemleak, DEBUG_PAGEALLOC, failslab and fail_page_alloc), a second
 # cached kernel, built the first time it is asked for (about 85 minutes on 2
 # cores). The module and tests/kmod are built for it in build/profile-kasan/.
-# check-debug runs the whole make check suite on it, then unloads the module
-# and runs a kmemleak scan (tests/check-debug.sh); check-faults sweeps
+# check-debug runs the whole make check suite on it (or SUITES='control
+# kselftest', names from tests/suite.sh), then unloads the module and runs a
+# kmemleak scan (tests/check-debug.sh); check-faults sweeps
 # allocation failures over device creation and a setconf of PEERS peers and
 # fails allocations at random under traffic (tests/fault-inject.sh). KASAN
 # makes every exec in the TCG guest several times slower: hence the timeout.
@@ -61,7 +62,7 @@ debug-modules:
 	WGRS_KERNEL_PROFILE=kasan tools/module M=$(CURDIR)/tests/kmod modules
 
 check-debug: debug-modules
-	$(DEBUG_ENV) VM_APPEND='$(CHECK_APPEND)' VM_TIMEOUT=$${VM_TIMEOUT:-10800} tools/vm-run tests/check-debug.sh
+	$(DEBUG_ENV) VM_APPEND='$(CHECK_APPEND)' VM_TIMEOUT=$${VM_TIMEOUT:-10800} tools/vm-run tests/check-debug.sh $(SUITES)
 
 check-faults: debug-modules
 	$(DEBUG_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/fault-inject.sh $(or $(PEERS),1000) $(or $(CHECK_EVERY),1)

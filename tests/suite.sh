@@ -7,13 +7,26 @@
 # datagrams (tests/packet-fuzz.sh).
 # Prints each suite's lines and a line with its counts and time, then the
 # total as "N passed, M failed"; exits non-zero on failure.
+#
+#   tests/suite.sh [NAME...]     only the suites named (e.g. "control
+#                                kselftest"), in the order above
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-passed=0
-failed=0
+suites=()
 for suite in tests/selftests.sh tests/check.sh tests/control.sh tests/dataplane.sh tests/kselftest.sh \
 	tests/fuzz.sh tests/hostile.sh tests/packet-fuzz.sh; do
+	name=${suite#tests/}
+	name=${name%.sh}
+	if [ $# = 0 ] || [[ " $* " == *" $name "* ]]; then
+		suites+=("$suite")
+	fi
+done
+[ ${#suites[@]} -gt 0 ] || { echo "no suite named $*"; exit 2; }
+
+passed=0
+failed=0
+for suite in "${suites[@]}"; do
 	echo "=== $suite"
 	start=$SECONDS
 	log=$(mktemp /tmp/suite.XXXXXX)
