@@ -56,7 +56,9 @@
 # 1420-byte buffers on one CPU, in MB/s (and 64-byte buffers per second).
 # "TCP 1 stream / AEAD limit" divides each round's single-stream throughput
 # by that round's AEAD limit (in Mbit/s): 1.0 would be a tunnel as fast as
-# one CPU can encrypt.
+# one CPU can encrypt. The "vCPUs busy" rows give the share of all vCPUs'
+# time that was not idle while iperf3 ran (/proc/stat): near 100, the run
+# was bound by the CPUs, which both ends of the tunnel share here.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/perf-top.sh
@@ -256,16 +258,28 @@ else:
 EOF
 }
 
+# cpu_ticks: "busy total" jiffies over all CPUs, from /proc/stat (idle and
+# iowait are not busy).
+cpu_ticks() {
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
+}
+
 # measure IMPL TOPO KEY LABEL UNIT CLIENT-ARGS...
 measure() {
-	local impl=$1 topo=$2 key=$3 label=$4 unit=$5 mode=tcp v
+	local impl=$1 topo=$2 key=$3 label=$4 unit=$5 mode=tcp v t0 t1
 	shift 5
 	case " $* " in *" -u "*) mode=udp ;; esac
 	server_start || return
+	t0=$(cpu_ticks)
 	profiled "$impl" "$label ($topo)" client "$key" -t "$SECS" "$@"
+	t1=$(cpu_ticks)
 	server_stop
 	if v=$(jget $mode "$D/$key.json" 64 2>"$D/jget.err"); then
 		add "$impl.$key.$topo" "$v"
+		# How busy the vCPUs were: what bounds a run that keeps them all busy.
+		add "$impl.$key.busy.$topo" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {
+			split(a, x, " "); split(b, y, " ")
+			printf "%.0f", (y[2] > x[2]) ? (y[1] - x[1]) / (y[2] - x[2]) * 100 : 0 }')"
 		log "  $topo: $label $v $unit"
 		[ "$key" = tcp1 ] && [ -n "${AEAD_NOW:-}" ] &&
 			add "$impl.frac.$topo" "$(awk -v t="$v" -v a="$AEAD_NOW" 'BEGIN { printf "%.3f", t / (a * 8) }')"
@@ -499,6 +513,8 @@ for topo in $TOPOS; do
 	row "ping under load, median us ($topo)" "lat50.$topo" '%.0f'
 	row "ping under load, p99 us ($topo)" "lat99.$topo" '%.0f'
 	row "TCP 1 stream / AEAD limit ($topo)" "frac.$topo" '%.3f'
+	row "  vCPUs busy during TCP 1 stream, % ($topo)" "tcp1.busy.$topo" '%.0f'
+	row "  vCPUs busy during UDP 64 B, % ($topo)" "udp.busy.$topo" '%.0f'
 	row "handshakes/s under flood ($topo)" "hs.$topo" '%.1f'
 	row "  flooder: responses/s received ($topo)" "fresp.$topo" '%.1f'
 	row "  flooder: initiations/s sent ($topo)" "fsent.$topo" '%.0f'
