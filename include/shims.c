@@ -121,6 +121,12 @@ struct net *wgrs_skb_sock_net(const struct sk_buff *skb) { return sock_net(skb->
 struct nlattr *wgrs_nla_nest_start(struct sk_buff *skb, int type) { return nla_nest_start(skb, type); }
 void wgrs_nla_nest_end(struct sk_buff *skb, struct nlattr *nest) { nla_nest_end(skb, nest); }
 void wgrs_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest) { nla_nest_cancel(skb, nest); }
+
+unsigned char *wgrs_skb_tail(struct sk_buff *skb, unsigned int *tailroom)
+{
+	*tailroom = skb_tailroom(skb);
+	return skb_tail_pointer(skb);
+}
 unsigned int wgrs_skb_len(const struct sk_buff *skb) { return skb->len; }
 void wgrs_genlmsg_end(struct sk_buff *skb, void *hdr) { genlmsg_end(skb, hdr); }
 void wgrs_genlmsg_cancel(struct sk_buff *skb, void *hdr) { genlmsg_cancel(skb, hdr); }

@@ -101,6 +101,7 @@ struct net *wgrs_skb_sock_net(const struct sk_buff *skb);
 struct nlattr *wgrs_nla_nest_start(struct sk_buff *skb, int type);
 void wgrs_nla_nest_end(struct sk_buff *skb, struct nlattr *nest);
 void wgrs_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest);
+unsigned char *wgrs_skb_tail(struct sk_buff *skb, unsigned int *tailroom);
 unsigned int wgrs_skb_len(const struct sk_buff *skb);
 void wgrs_genlmsg_end(struct sk_buff *skb, void *hdr);
 void wgrs_genlmsg_cancel(struct sk_buff *skb, void *hdr);

@@ -7,8 +7,8 @@ use core::ops::ControlFlow;
 use crate::device::{Config, Device, Tunnel, LINK_KIND};
 use crate::kapi::crypto::{Secret, KEY_LEN};
 use crate::kapi::genl::{
-    Attr, AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, Message, OpFlags, Policy,
-    PolicyEntry, Request, SplitOp,
+    Attr, AttrBuf, AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, Message,
+    OpFlags, Policy, PolicyEntry, Request, SplitOp,
 };
 use crate::kapi::netdev::{Capability, DeviceKey, DeviceRef, IfName, LookupError};
 use crate::kapi::sync::RtnlGuard;
@@ -218,11 +218,27 @@ fn put_peer(
     allowedips: PeerIps<'_>,
     resume: Option<(Cursor, u64)>,
 ) -> PeerFit {
-    let Ok(mut nest) = peers.nest(0) else {
+    peers.append(|buf| {
+        let start = buf.mark();
+        let fit = write_peer(buf, peer, allowedips, resume);
+        if matches!(fit, PeerFit::Nothing) {
+            buf.truncate(start);
+        }
+        fit
+    })
+}
+
+fn write_peer(
+    buf: &mut AttrBuf<'_>,
+    peer: &RcuArc<Peer>,
+    allowedips: PeerIps<'_>,
+    resume: Option<(Cursor, u64)>,
+) -> PeerFit {
+    let Ok(nest) = buf.nest(0) else {
         return PeerFit::Nothing;
     };
-    if nest.put_bytes(WGPEER_A_PUBLIC_KEY, &peer.public_key).is_err()
-        || (resume.is_none() && put_peer_state(&mut nest, peer).is_err())
+    if buf.put_bytes(WGPEER_A_PUBLIC_KEY, &peer.public_key).is_err()
+        || (resume.is_none() && put_peer_state(buf, peer).is_err())
     {
         return PeerFit::Nothing;
     }
@@ -231,53 +247,55 @@ fn put_peer(
     // Upstream skips the rest of a peer whose allowed IPs changed between
     // messages; the dump is flagged inconsistent anyway.
     if ips.peek().is_none() || seq != allowedips.seq() {
-        nest.end();
+        buf.end(nest);
         return PeerFit::All;
     }
-    let Ok(mut list) = nest.nest(WGPEER_A_ALLOWEDIPS) else {
+    let Ok(list) = buf.nest(WGPEER_A_ALLOWEDIPS) else {
         return PeerFit::Nothing;
     };
     for (at, ip) in ips {
-        if put_allowedip(&mut list, ip).is_err() {
-            list.end();
-            nest.end();
+        let before = buf.mark();
+        if put_allowedip(buf, ip).is_err() {
+            buf.truncate(before);
+            buf.end(list);
+            buf.end(nest);
             return PeerFit::Partial(at, seq);
         }
     }
-    list.end();
-    nest.end();
+    buf.end(list);
+    buf.end(nest);
     PeerFit::All
 }
 
 /// The attributes of a peer other than its key and allowed IPs.
-fn put_peer_state(msg: &mut Message<'_>, peer: &Peer) -> Result {
+fn put_peer_state(buf: &mut AttrBuf<'_>, peer: &Peer) -> Result {
     let (sec, nsec) = *peer.last_handshake.lock();
     let mut last_handshake = [0u8; 16];
     last_handshake[..8].copy_from_slice(&sec.to_ne_bytes());
     last_handshake[8..].copy_from_slice(&nsec.to_ne_bytes());
-    msg.put_bytes(WGPEER_A_PRESHARED_KEY, peer.noise.preshared_key().expose())?;
-    msg.put_bytes(WGPEER_A_LAST_HANDSHAKE_TIME, &last_handshake)?;
-    msg.put_u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, peer.persistent_keepalive_interval())?;
-    msg.put_u64(WGPEER_A_TX_BYTES, peer.tx_bytes.load(Relaxed), WGPEER_A_UNSPEC)?;
-    msg.put_u64(WGPEER_A_RX_BYTES, peer.rx_bytes.load(Relaxed), WGPEER_A_UNSPEC)?;
-    msg.put_u32(WGPEER_A_PROTOCOL_VERSION, 1)?;
+    buf.put_bytes(WGPEER_A_PRESHARED_KEY, peer.noise.preshared_key().expose())?;
+    buf.put_bytes(WGPEER_A_LAST_HANDSHAKE_TIME, &last_handshake)?;
+    buf.put_u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, peer.persistent_keepalive_interval())?;
+    buf.put_u64(WGPEER_A_TX_BYTES, peer.tx_bytes.load(Relaxed), WGPEER_A_UNSPEC)?;
+    buf.put_u64(WGPEER_A_RX_BYTES, peer.rx_bytes.load(Relaxed), WGPEER_A_UNSPEC)?;
+    buf.put_u32(WGPEER_A_PROTOCOL_VERSION, 1)?;
     let sockaddr = peer.endpoint.lock().sockaddr;
     if let Some(sockaddr) = sockaddr {
-        msg.put_bytes(WGPEER_A_ENDPOINT, sockaddr.as_bytes())?;
+        buf.put_bytes(WGPEER_A_ENDPOINT, sockaddr.as_bytes())?;
     }
     Ok(())
 }
 
-fn put_allowedip(list: &mut Message<'_>, ip: AllowedIp) -> Result {
-    let mut nest = list.nest(0)?;
+fn put_allowedip(buf: &mut AttrBuf<'_>, ip: AllowedIp) -> Result {
+    let nest = buf.nest(0)?;
     let (family, addr, cidr): (u16, &[u8], u8) = match &ip {
         AllowedIp::V4(addr, cidr) => (AF_INET, addr, *cidr),
         AllowedIp::V6(addr, cidr) => (AF_INET6, addr, *cidr),
     };
-    nest.put_u8(WGALLOWEDIP_A_CIDR_MASK, cidr)?;
-    nest.put_u16(WGALLOWEDIP_A_FAMILY, family)?;
-    nest.put_bytes(WGALLOWEDIP_A_IPADDR, addr)?;
-    nest.end();
+    buf.put_u8(WGALLOWEDIP_A_CIDR_MASK, cidr)?;
+    buf.put_u16(WGALLOWEDIP_A_FAMILY, family)?;
+    buf.put_bytes(WGALLOWEDIP_A_IPADDR, addr)?;
+    buf.end(nest);
     Ok(())
 }
 

@@ -5,12 +5,14 @@
 //! A family is a `static` [`Family`] over a `static` table of [`SplitOp`]s,
 //! each with a `static` [`Policy`] that the core validates requests against
 //! before calling the handler. Handlers read attributes through [`Attrs`]
-//! and write replies through [`Message`]; neither exposes raw buffers, and
-//! every read is bounds-checked, so no request can make them misbehave.
+//! and write replies through [`Message`] (batches of small attributes
+//! through an [`AttrBuf`] in its free room); none exposes raw buffers, and
+//! every read and write is bounds-checked, so no request can make them
+//! misbehave.
 
 use super::bindings;
 use super::netdev::Net;
-use core::{ffi::CStr, marker::PhantomData, ptr::NonNull};
+use core::{ffi::CStr, marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 use kernel::{
     error::from_result,
     prelude::*,
@@ -488,10 +490,6 @@ impl Message<'_> {
         })
     }
 
-    pub(crate) fn put_u8(&mut self, kind: u32, value: u8) -> Result {
-        self.put_bytes(kind, &[value])
-    }
-
     pub(crate) fn put_u16(&mut self, kind: u32, value: u16) -> Result {
         self.put_bytes(kind, &value.to_ne_bytes())
     }
@@ -500,24 +498,29 @@ impl Message<'_> {
         self.put_bytes(kind, &value.to_ne_bytes())
     }
 
-    /// A `u64`, 8-byte aligned by a `pad` attribute where needed.
-    pub(crate) fn put_u64(&mut self, kind: u32, value: u64, pad: u32) -> Result {
-        let bytes = value.to_ne_bytes();
-        // SAFETY: as for `put_bytes`.
-        kernel::error::to_result(unsafe {
-            bindings::nla_put_64bit(
-                self.skb.as_ptr(),
-                kind as i32,
-                bytes.len() as i32,
-                bytes.as_ptr().cast(),
-                pad as i32,
-            )
-        })
-    }
-
     /// A string, NUL included.
     pub(crate) fn put_cstr(&mut self, kind: u32, value: &CStr) -> Result {
         self.put_bytes(kind, value.to_bytes_with_nul())
+    }
+
+    /// Lets `f` write attributes straight into the message's free room, and
+    /// keeps what it wrote (less what it truncated): one call for a batch
+    /// of attributes rather than one per attribute.
+    pub(crate) fn append<R>(&mut self, f: impl FnOnce(&mut AttrBuf<'_>) -> R) -> R {
+        let mut room = 0;
+        // SAFETY: `skb` is ours to write.
+        let tail = unsafe { bindings::wgrs_skb_tail(self.skb.as_ptr(), &mut room) };
+        // SAFETY: the `room` bytes after the tail are the buffer's, unused
+        // (hence uninitialised) and ours while we hold the message.
+        let room = unsafe { core::slice::from_raw_parts_mut(tail.cast(), room as usize) };
+        let mut buf = AttrBuf { room, len: 0 };
+        let result = f(&mut buf);
+        if buf.len > 0 {
+            // SAFETY: `len` is within the tailroom, and by `AttrBuf`'s
+            // invariant every byte below it was written.
+            unsafe { bindings::skb_put(self.skb.as_ptr(), buf.len as u32) };
+        }
+        result
     }
 
     /// Opens a nested attribute. Dropping the [`Nest`] cancels it (trims
@@ -564,6 +567,119 @@ impl Drop for Nest<'_> {
     fn drop(&mut self) {
         // SAFETY: trims the buffer back to where the nest started.
         unsafe { bindings::wgrs_nla_nest_cancel(self.msg.skb.as_ptr(), self.start.as_ptr()) };
+    }
+}
+
+/// Attributes written into a message's free room; see [`Message::append`].
+/// The format is netlink's: a 4-byte header (length, type) per attribute,
+/// each padded with zeroes to 4 bytes, nests holding their children.
+///
+/// # Invariants
+///
+/// Every byte of `room` below `len` has been written, and `len` is a
+/// multiple of 4.
+pub(crate) struct AttrBuf<'b> {
+    room: &'b mut [MaybeUninit<u8>],
+    len: usize,
+}
+
+/// A position in an [`AttrBuf`], to truncate back to.
+#[derive(Clone, Copy)]
+pub(crate) struct AttrMark(usize);
+
+/// A nest opened in an [`AttrBuf`], to close with [`AttrBuf::end`].
+#[must_use]
+pub(crate) struct AttrNest(usize);
+
+impl AttrBuf<'_> {
+    /// Where the next attribute goes.
+    pub(crate) fn mark(&self) -> AttrMark {
+        AttrMark(self.len)
+    }
+
+    /// Forgets what was written after `mark`.
+    pub(crate) fn truncate(&mut self, mark: AttrMark) {
+        // INVARIANT: marks are earlier lengths, so multiples of 4.
+        if mark.0 < self.len {
+            self.len = mark.0;
+        }
+    }
+
+    fn write(&mut self, at: usize, bytes: &[u8]) {
+        let end = at.saturating_add(bytes.len());
+        if let Some(dst) = self.room.get_mut(at..end) {
+            for (d, s) in dst.iter_mut().zip(bytes) {
+                d.write(*s);
+            }
+        }
+    }
+
+    /// Writes the header of an attribute of `payload` bytes and its padding;
+    /// returns where the payload goes, which the caller fills at once.
+    fn begin(&mut self, kind: u32, payload: usize) -> Result<usize> {
+        let kind = u16::try_from(kind).map_err(|_| EINVAL)?;
+        let len = NLA_HDRLEN.checked_add(payload).filter(|&len| len <= usize::from(u16::MAX));
+        let len = len.ok_or(EMSGSIZE)?;
+        let end = self.len + len.next_multiple_of(NLA_ALIGNTO);
+        if end > self.room.len() {
+            return Err(EMSGSIZE);
+        }
+        let at = self.len;
+        self.write(at, &(len as u16).to_ne_bytes());
+        self.write(at + 2, &kind.to_ne_bytes());
+        self.write(at + len, &[0; NLA_ALIGNTO][..end - at - len]);
+        // INVARIANT: the caller writes the payload before anything else.
+        self.len = end;
+        Ok(at + NLA_HDRLEN)
+    }
+
+    pub(crate) fn put_bytes(&mut self, kind: u32, bytes: &[u8]) -> Result {
+        let at = self.begin(kind, bytes.len())?;
+        self.write(at, bytes);
+        Ok(())
+    }
+
+    pub(crate) fn put_u8(&mut self, kind: u32, value: u8) -> Result {
+        self.put_bytes(kind, &[value])
+    }
+
+    pub(crate) fn put_u16(&mut self, kind: u32, value: u16) -> Result {
+        self.put_bytes(kind, &value.to_ne_bytes())
+    }
+
+    pub(crate) fn put_u32(&mut self, kind: u32, value: u32) -> Result {
+        self.put_bytes(kind, &value.to_ne_bytes())
+    }
+
+    /// A `u64`, as `nla_put_64bit` writes it: where unaligned loads are
+    /// slow, an empty `pad` attribute first if the payload would not be
+    /// 8-byte aligned.
+    pub(crate) fn put_u64(&mut self, kind: u32, value: u64, pad: u32) -> Result {
+        if cfg!(not(CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS)) {
+            let payload = self.room.as_ptr().addr() + self.len + NLA_HDRLEN;
+            if payload % 8 != 0 {
+                let room = self.room.len() - self.len;
+                // As upstream: room for the pad and the value, or neither.
+                if room < 2 * NLA_HDRLEN + 8 {
+                    return Err(EMSGSIZE);
+                }
+                self.begin(pad, 0)?;
+            }
+        }
+        self.put_bytes(kind, &value.to_ne_bytes())
+    }
+
+    /// Opens a nested attribute (`NLA_F_NESTED` set, as `nla_nest_start`).
+    pub(crate) fn nest(&mut self, kind: u32) -> Result<AttrNest> {
+        let start = self.len;
+        self.begin(kind | bindings::NLA_F_NESTED, 0)?;
+        Ok(AttrNest(start))
+    }
+
+    /// Closes `nest` around what was written since it was opened.
+    pub(crate) fn end(&mut self, nest: AttrNest) {
+        let len = u16::try_from(self.len.saturating_sub(nest.0)).unwrap_or(u16::MAX);
+        self.write(nest.0, &len.to_ne_bytes());
     }
 }
 
