@@ -12,6 +12,7 @@ use crate::kapi::genl::{
 };
 use crate::kapi::netdev::{Capability, DeviceKey, DeviceRef, IfName, LookupError};
 use crate::kapi::sync::RtnlGuard;
+use crate::kapi::time::NSEC_PER_SEC;
 use crate::kapi::uapi::*;
 use crate::allowedips::{AllowedIp, AllowedIps, Cursor, IpAddr, PeerIps};
 use crate::kapi::rcu::RcuArc;
@@ -269,7 +270,10 @@ fn write_peer(
 
 /// The attributes of a peer other than its key and allowed IPs.
 fn put_peer_state(buf: &mut AttrBuf<'_>, peer: &Peer) -> Result {
-    let (sec, nsec) = *peer.last_handshake.lock();
+    // A `struct __kernel_timespec`.
+    let ns = peer.last_handshake.load(Relaxed);
+    let second = NSEC_PER_SEC as i64;
+    let (sec, nsec) = (ns.div_euclid(second), ns.rem_euclid(second));
     let mut last_handshake = [0u8; 16];
     last_handshake[..8].copy_from_slice(&sec.to_ne_bytes());
     last_handshake[8..].copy_from_slice(&nsec.to_ne_bytes());

@@ -188,9 +188,9 @@ pub(crate) struct Peer {
     persistent_keepalive_interval: Atomic<u32>,
     pub(crate) rx_bytes: Atomic<u64>,
     pub(crate) tx_bytes: Atomic<u64>,
-    /// Wall time of the last completed handshake, (seconds, nanoseconds).
-    #[pin]
-    pub(crate) last_handshake: SpinLockBh<(i64, i64)>,
+    /// Wall time of the last completed handshake, in nanoseconds since the
+    /// epoch (0: none yet). One word, so that readers need no lock.
+    pub(crate) last_handshake: Atomic<i64>,
     /// Queues the peer on its device's delivery context (`receive`).
     delivery_link: ListLink,
 }
@@ -252,7 +252,7 @@ impl Peer {
             persistent_keepalive_interval: Atomic::new(0),
             rx_bytes: Atomic::new(0),
             tx_bytes: Atomic::new(0),
-            last_handshake <- new_spinlock_bh!((0, 0)),
+            last_handshake: Atomic::new(0),
             delivery_link: ListLink::new(),
         })
     }

@@ -256,7 +256,7 @@ pub(crate) fn handshake_complete(peer: &Peer) {
     peer.timers.retransmit_handshake.delete();
     peer.timers.handshake_attempts.store(0, Relaxed);
     peer.timers.sent_lastminute_handshake.store(false, Relaxed);
-    *peer.last_handshake.lock() = time::real_time();
+    peer.last_handshake.store(time::real_time_ns(), Relaxed);
 }
 
 /// After an ephemeral key is created: before sending a response, or after

@@ -32,6 +32,12 @@ pub(crate) fn real_time() -> (i64, i64) {
     (ts.tv_sec, ts.tv_nsec as i64)
 }
 
+/// Wall-clock time in nanoseconds since the epoch.
+pub(crate) fn real_time_ns() -> i64 {
+    let (sec, nsec) = real_time();
+    sec.saturating_mul(NSEC_PER_SEC as i64).saturating_add(nsec)
+}
+
 /// The current jiffies count.
 pub(crate) fn jiffies() -> u64 {
     // SAFETY: no preconditions.
