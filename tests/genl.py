@@ -257,8 +257,10 @@ def error_from(payload, nlflags, done=False):
 
 class Replies(list):
     """The (cmd, version, nlflags, attrs payload) replies of a request, and
-    whether any of them or the closing NLMSG_DONE had NLM_F_DUMP_INTR."""
+    whether any of them or the closing NLMSG_DONE had NLM_F_DUMP_INTR; the
+    attrs payloads' total length."""
     intr = False
+    payload_bytes = 0
 
 
 def send_request(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0, seq=1):
@@ -266,14 +268,18 @@ def send_request(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0, seq=
     sock.send(struct.pack('=IHHII', 16 + len(payload), family, nlflags, seq, 0) + payload)
 
 
-def read_replies(sock, nlflags, seq=1, bufsize=1 << 20, pause=0):
+def read_replies(sock, nlflags, seq=1, bufsize=1 << 20, pause=0, keep=True):
     """The Replies to the request sent with NLFLAGS and SEQ, read BUFSIZE
     bytes at a time (which sets the size of a dump's next message) with a
     pause of PAUSE seconds after each read. Raises KernelError on an
-    NLMSG_ERROR/NLMSG_DONE error."""
+    NLMSG_ERROR/NLMSG_DONE error. With keep=False the attrs payloads are
+    counted but not kept (None): every read goes into one buffer, and
+    nothing is copied, so that a client timing a dump times the kernel."""
     replies = Replies()
+    buf = bytearray(bufsize)
     while True:
-        data, _, flags, _ = sock.recvmsg(bufsize)
+        n, _, flags, _ = sock.recvmsg_into([buf])
+        data = memoryview(buf)[:n]
         if flags & socket.MSG_TRUNC:
             # The rest of the message is lost: fail rather than misread.
             raise SystemExit('genl.py: a reply longer than the %d-byte read' % bufsize)
@@ -284,6 +290,8 @@ def read_replies(sock, nlflags, seq=1, bufsize=1 << 20, pause=0):
                 raise SystemExit('genl.py: malformed reply')
             body = data[off + 16:off + mlen]
             off += (mlen + 3) & ~3
+            if mtype in (NLMSG_ERROR, NLMSG_DONE):
+                body = bytes(body)
             if mseq != seq:
                 continue
             if mflags & NLM_F_DUMP_INTR:
@@ -299,18 +307,19 @@ def read_replies(sock, nlflags, seq=1, bufsize=1 << 20, pause=0):
                     raise KernelError(-err, msg)
                 return replies
             gcmd, gver, _ = struct.unpack_from('=BBH', body)
-            replies.append((gcmd, gver, mflags, body[4:]))
+            replies.payload_bytes += len(body) - 4
+            replies.append((gcmd, gver, mflags, bytes(body[4:]) if keep else None))
             if not (mflags & NLM_F_MULTI) and not (nlflags & NLM_F_ACK):
                 return replies
         if pause:
             time.sleep(pause)
 
 
-def transact(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0):
-    """Send one request; return its Replies. Raises KernelError on an
-    NLMSG_ERROR/NLMSG_DONE error."""
+def transact(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0, keep=True):
+    """Send one request; return its Replies (see read_replies for KEEP).
+    Raises KernelError on an NLMSG_ERROR/NLMSG_DONE error."""
     send_request(sock, family, cmd, nlflags, attrs, reserved, trailing)
-    return read_replies(sock, nlflags)
+    return read_replies(sock, nlflags, keep=keep)
 
 
 def resolve_family(sock, name):
@@ -419,7 +428,8 @@ def request(args):
         if args.nlflags is not None:
             nlflags = args.nlflags
         started = time.monotonic()
-        replies = transact(sock, family, cmd, nlflags, attrs, args.reserved, args.trailing)
+        replies = transact(sock, family, cmd, nlflags, attrs, args.reserved, args.trailing,
+                           keep=not args.count)
         seconds = time.monotonic() - started
     except KernelError as e:
         if e.msg:
@@ -431,8 +441,7 @@ def request(args):
     finally:
         sock.close()
     if args.count:
-        out.append('messages=%d bytes=%d seconds=%.3f' % (
-            len(replies), sum(len(data) for _, _, _, data in replies), seconds))
+        out.append('messages=%d bytes=%d seconds=%.3f' % (len(replies), replies.payload_bytes, seconds))
     for gcmd, gver, mflags, data in [] if args.count else replies:
         if args.order:
             out.append(order('device', data))
