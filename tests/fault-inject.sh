@@ -102,9 +102,17 @@ test_cleanup() {
 modprobe "$WGRS_MODULE" || { echo "modprobe $WGRS_MODULE failed"; exit 1; }
 python3 tests/fault-inject.py arm "$WGRS_MODULE" || exit 1
 
+# Where a sweep logs each point (the injected failure's stack): the VM's
+# run directory when writable.
+points_log() {
+	if [ -w /wgrs ]; then echo "/wgrs/$1-points.$IMPL.txt"; else echo "$T_DIR/$1-points.txt"; fi
+}
+
 t_newlink() {
-	expect_ok python3 tests/fault-inject.py newlink wgfi0
+	expect_ok python3 tests/fault-inject.py newlink wgfi0 --log "$(points_log newlink)"
+	note "$(grep 'without injection' <<<"$T_OUT")"
 	note "$(tail -n 1 <<<"$T_OUT")"
+	note "$(grep -c 'EINVAL (core' "$(points_log newlink)") points ended in EINVAL from the core (netdev_register_kobject ignores dev_set_name's ENOMEM)"
 	expect_ok ip link add wgfi0 type wireguard
 	expect_ok wg show wgfi0
 	log_check
@@ -115,7 +123,8 @@ t_setconf() {
 	local partial=
 	[ "$IMPL" = c ] && partial=--c-partial-ok
 	expect_ok ip link add wg0 type wireguard
-	expect_ok python3 tests/fault-inject.py setconf wg0 "$PEERS" --check-every "$CHECK_EVERY" $partial
+	expect_ok python3 tests/fault-inject.py setconf wg0 "$PEERS" --check-every "$CHECK_EVERY" $partial \
+		--log "$(points_log setconf)"
 	note "$(tail -n 1 <<<"$T_OUT")"
 	expect_ok tunnel_up wg0
 	tunnel_works || fail "no ping through wg0 after the sweep"
@@ -136,7 +145,8 @@ t_privkey() {
 		for p in $(ip netns exec fi2 wg show wg9 peers); do ip netns exec fi2 wg set wg9 peer "$p" remove; done
 		ip netns exec fi2 wg set wg9 peer "$1" allowed-ips 10.200.0.1/32 endpoint 127.0.0.1:51820
 	EOS
-	expect_ok python3 tests/fault-inject.py privkey wg0 "$K1" "$k3" "bash $T_DIR/repoint.sh {}"
+	expect_ok python3 tests/fault-inject.py privkey wg0 "$K1" "$k3" "bash $T_DIR/repoint.sh {}" \
+		--log "$(points_log privkey)"
 	note "$(tail -n 1 <<<"$T_OUT")"
 	log_check
 }
