@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Systematic allocation-failure injection with fail-nth (kasan kernel profile).
 
-  fault-inject.py setconf IFNAME PEERS [--check-every K] [--c-partial-ok]
-  fault-inject.py newlink IFNAME
-  fault-inject.py privkey IFNAME OLD_B64 NEW_B64 PEER_CMD
+  fault-inject.py setconf IFNAME PEERS [--check-every K] [--c-partial-ok] [--log FILE]
+  fault-inject.py newlink IFNAME [--log FILE]
+  fault-inject.py privkey IFNAME OLD_B64 NEW_B64 PEER_CMD [--log FILE]
   fault-inject.py arm MODULE        (prints the module's text range; sets the
                                      stack filter of failslab and fail_page_alloc)
 
@@ -12,7 +12,7 @@ and CONFIG_FAULT_INJECTION_STACKTRACE_FILTER, and debugfs mounted.
 
 Both capabilities are set up alike: ignore-gfp-wait N (sleeping allocations
 fail too; failslab's default Y would exempt every GFP_KERNEL one), verbose 0
-(no stack dump per injected fault), probability 0 (nothing fails but through
+(the sweeps turn it to 2 while they run: see "Stacks"), probability 0 (nothing fails but through
 fail-nth), and require-start/require-end on the module's code (its ELF
 executable sections, placed where /sys/module/M/sections says): only an
 allocation with a frame of the module on the stack (depth 32) can fail,
@@ -25,6 +25,27 @@ operation's first system call and reads it back after its last: 0 means the
 N-th allocation was failed, a positive value that the operation made fewer
 than N (then it must have succeeded, and the sweep ends: the operation has
 N - 1 points). N goes 1, 2, ... so every point is failed once.
+
+Points move. The N-th allocation is not the same one from run to run: the
+count includes allocations that only happen sometimes, depending on state
+other tasks and deferred work leave behind (a new slab page when the CPU's
+slabs are used up, which frees by RCU callbacks of the previous run's
+device decide; percpu chunks that a worker populates in the background;
+debugobjects' pool refills; kmemleak's and KASAN's stack depot metadata).
+Most of those ask for __GFP_NOWARN and, when failed, end in a success with
+nothing lost. So the sweep is not an exhaustive enumeration: between two
+consecutive N the operation may gain or lose a few allocations, and one
+allocation may be failed twice or never. newlink measures its points 10
+times without injection first, to show how much they vary.
+
+Stacks. Every injected failure not asked for with __GFP_NOWARN prints
+its stack (verbose 2, unlimited); the sweeps read it from /dev/kmsg, give it
+in a violation, and log every point with it (--log FILE). One error other
+than ENOMEM is accepted in newlink, and only with its stack: EINVAL when
+the failed allocation is dev_set_name()'s in netdev_register_kobject(),
+which ignores that ENOMEM, so that device_add() refuses the nameless
+device with EINVAL (net/core/net-sysfs.c, drivers/base/core.c). That is
+the core's, reached by any driver's register_netdevice().
 
 setconf: the requests `wg setconf` sends for PEERS peers (PEERS > 0), packed
 as wg packs them (at most 4096 bytes a message; the first one with the private
@@ -47,8 +68,9 @@ The full dump is checked at every step of the first and last request and
 every K-th step otherwise (--check-every, default 1).
 
 newlink: RTM_NEWLINK of a "wireguard" link IFNAME. After each injected
-failure: an error (ENOMEM/ENOBUFS) and no IFNAME left, or success and a device
-that answers WG_CMD_GET_DEVICE; the device is deleted before the next step.
+failure: an error (ENOMEM/ENOBUFS, or the core's EINVAL above) and no IFNAME
+left, or success and a device that answers WG_CMD_GET_DEVICE; the device is
+deleted before the next step.
 
 Prints one line per operation: points, how the failures ended, violations;
 exits 1 on any violation. Requires root.
@@ -56,6 +78,7 @@ exits 1 on any violation. Requires root.
 import errno
 import os
 import random
+import re
 import socket
 import struct
 import sys
@@ -139,6 +162,119 @@ def arm(module):
     wr(DBG + '/fail_page_alloc/ignore-gfp-highmem', 'N')
     wr(DBG + '/fail_page_alloc/min-order', 0)
     return lo, hi
+
+
+class Faults:
+    """The stacks of the failures fail-nth injects. With verbose 2 (and no
+    rate limit) should_fail_ex prints "FAULT_INJECTION: forcing a failure"
+    and a stack dump for each, unless the allocation has __GFP_NOWARN (the
+    nested, optional ones: slab's higher-order try, kmemleak's and the
+    stack depot's metadata, debugobjects' pool); read() takes them from
+    /dev/kmsg after each point. Logs every point to LOG (a file) when given."""
+
+    def __init__(self, log=None):
+        for cap in CAPS:
+            wr('%s/%s/verbose' % (DBG, cap), 2)
+            wr('%s/%s/verbose_ratelimit_interval_ms' % (DBG, cap), 0)
+        self.fd = os.open('/dev/kmsg', os.O_RDONLY | os.O_NONBLOCK)
+        os.lseek(self.fd, 0, os.SEEK_END)
+        self.log = open(log, 'w') if log else None
+
+    def close(self):
+        for cap in CAPS:
+            wr('%s/%s/verbose' % (DBG, cap), 0)
+        os.close(self.fd)
+        if self.log:
+            self.log.close()
+
+    def read(self):
+        """[(capability, [function, ...])]: the failures injected since the
+        last call, each with its stack from the allocator's caller up
+        (offsets dropped, Rust names shortened)."""
+        dumps, cur = [], None
+        while True:
+            try:
+                rec = os.read(self.fd, 8192)
+            except BlockingIOError:
+                break
+            except BrokenPipeError:  # overwritten before we read it
+                dumps.append(('(lost)', []))
+                cur = None
+                continue
+            text = rec.decode(errors='replace').split(';', 1)[-1].split('\n')[0]
+            if text.startswith('FAULT_INJECTION: forcing'):
+                m = re.search(r'name (\w+)', text)
+                cur = (m.group(1) if m else '?', [])
+                dumps.append(cur)
+            elif cur is not None and '</TASK>' in text:
+                cur = None
+            elif cur is not None:
+                m = re.match(r'\s*(\? )?([\w.$]+)\+0x', text)
+                if m and not m.group(1):
+                    cur[1].append(short_symbol(m.group(2)))
+        return [(cap, frames_above_allocator(frames)) for cap, frames in dumps]
+
+    def log_point(self, n, end, dumps):
+        """Point N ended in END, with the failures DUMPS (from read())."""
+        if self.log:
+            what = '; '.join('%s: %s' % (cap, ' < '.join(fr[:12])) for cap, fr in dumps)
+            self.log.write('point %d: %s: %s\n' % (n, end, what or 'no dump (a __GFP_NOWARN allocation)'))
+            self.log.flush()
+
+
+# Frames of the allocators and of fault injection itself, below the caller
+# that asked for memory.
+ALLOC_FRAMES = re.compile(
+    r'^(dump_stack.*|should_fail.*|fail_dump|__should_fail.*|.*kmalloc.*|kmem_cache_alloc.*|'
+    r'slab_alloc.*|__slab_alloc.*|___slab_alloc.*|allocate_slab|new_slab|alloc_slab_page|'
+    r'.*alloc_pages.*|get_page_from_freelist|prepare_alloc_pages.*|alloc_pages_bulk.*|'
+    r'__vmalloc.*|vmalloc.*|__get_vm_area.*|alloc_vmap_area|kvmalloc.*|__kvmalloc.*|'
+    r'kvzalloc.*|kzalloc.*|kstrdup.*|kmemdup.*|kvasprintf.*|kasprintf.*|krealloc.*|'
+    r'pcpu_.*|__alloc_percpu.*|alloc_percpu.*|folio_alloc.*|__folio_alloc.*)$')
+
+
+def frames_above_allocator(frames):
+    for i, f in enumerate(frames):
+        if not ALLOC_FRAMES.match(f):
+            return frames[max(i - 1, 0):]
+    return frames
+
+
+def short_symbol(sym):
+    """A Rust v0 symbol as its identifiers but the crates' (a::b::c, the
+    path then the generic arguments), others as they are."""
+    if not sym.startswith('_R'):
+        return sym
+    sym = re.sub(r'Cs[0-9A-Za-z]+_', 'C', sym)  # crates' disambiguators
+    idents, i = [], 0
+    while i < len(sym):
+        m = re.match(r'\d+', sym[i:])
+        if not m:
+            i += 1
+            continue
+        j, n = i + m.end(), int(m.group())
+        ident = sym[j:j + n].lstrip('_')  # "_" separates a leading digit
+        if n and j + n <= len(sym) and re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', ident):
+            idents.append(ident)
+            i = j + n
+        else:
+            i = j
+    idents = [i for i in idents if i not in ('wireguard_rs', 'kernel', 'core', 'alloc', 'pin_init')]
+    return '::'.join(idents) if idents else sym
+
+
+def describe(dumps):
+    if not dumps:
+        return 'no stack (a __GFP_NOWARN allocation)'
+    return '; '.join('%s at %s' % (cap, ' < '.join(fr[:10])) for cap, fr in dumps)
+
+
+def kobject_name_point(dumps):
+    """Whether the injected failure is the one the core turns into EINVAL:
+    netdev_register_kobject() ignores dev_set_name()'s ENOMEM, and
+    device_add() then refuses the nameless device with EINVAL."""
+    return len(dumps) == 1 and all(f in dumps[0][1] for f in (
+        'kobject_set_name_vargs', 'dev_set_name', 'netdev_register_kobject'))
 
 
 class FailNth:
@@ -232,7 +368,7 @@ def complete(p, st):
             st['keepalive'] == p.keepalive)
 
 
-def cmd_setconf(ifname, npeers, check_every, partial_ok):
+def cmd_setconf(ifname, npeers, check_every, partial_ok, log=None):
     rng = random.Random(7)
     peers = [Peer(i, rng) for i in range(npeers)]
     msgs = setconf_messages(ifname, peers, rng.randbytes(32))
@@ -240,6 +376,7 @@ def cmd_setconf(ifname, npeers, check_every, partial_ok):
     sock.settimeout(300)
     family = struct.unpack('=H', genl.resolve_family(sock, 'wireguard')['FAMILY_ID'])[0]
     fn = FailNth()
+    faults = Faults(log)
     req = genl.NLM_F_REQUEST | genl.NLM_F_ACK
     ifattr = nla(D_IFNAME, ifname.encode() + b'\0')
     by_key = {p.key: p for p in peers}
@@ -311,14 +448,17 @@ def cmd_setconf(ifname, npeers, check_every, partial_ok):
                 if err:
                     violation('request %d failed (%s) without an injected fault' % (
                         m, genl.ERRNO_NAMES.get(err, err)))
+                    faults.close()
                     return report('setconf', base, steps, checks, ends, violations, partial)
                 base += n - 1
                 break
             point = base + n
             name = genl.ERRNO_NAMES.get(err, str(err)) if err else 'success'
+            dumps = faults.read()
+            faults.log_point(point, name, dumps)
             ends[name] = ends.get(name, 0) + 1
             if err and err not in OK_ERRS:
-                violation('point %d: error %s, not ENOMEM' % (point, name))
+                violation('point %d: error %s, not ENOMEM; injected: %s' % (point, name, describe(dumps)))
             if not err or m == 0 or m == len(msgs) - 1 or steps % check_every == 0:
                 state = check(m, m, point, partial_ok and bool(err))
                 if not err:
@@ -333,6 +473,7 @@ def cmd_setconf(ifname, npeers, check_every, partial_ok):
                     point, genl.ERRNO_NAMES.get(e.err, e.err)))
             n += 1
         print('request %d of %d: %d peers, %d points' % (m + 1, len(msgs), len(mpeers), n - 1), flush=True)
+    faults.close()
     state = check(len(msgs), None, base, False)
     done = sum(1 for p in peers if p.key in state and complete(p, state[p.key]))
     if done != len(peers):
@@ -363,7 +504,7 @@ def device_public_key(sock, family, ifname):
     return None
 
 
-def cmd_privkey(ifname, old_b64, new_b64, peer_cmd):
+def cmd_privkey(ifname, old_b64, new_b64, peer_cmd, log=None):
     """Sweeps a set-device of the private key alone on IFNAME (which has a
     working tunnel to a peer, and OLD as its key). After each injected
     failure the tunnel must work with the public key the dump shows: PEER_CMD
@@ -377,6 +518,7 @@ def cmd_privkey(ifname, old_b64, new_b64, peer_cmd):
     req = genl.NLM_F_REQUEST | genl.NLM_F_ACK
     ifattr = nla(D_IFNAME, ifname.encode() + b'\0')
     old, new = base64.b64decode(old_b64), base64.b64decode(new_b64)
+    faults = Faults(log)
     violations, ends = [], {}
 
     def works(pub):
@@ -403,9 +545,11 @@ def cmd_privkey(ifname, old_b64, new_b64, peer_cmd):
                 violations.append('no injection, yet %s' % err)
             break
         name = genl.ERRNO_NAMES.get(err, str(err)) if err else 'success'
+        dumps = faults.read()
+        faults.log_point(n, name, dumps)
         ends[name] = ends.get(name, 0) + 1
         if err and err not in OK_ERRS:
-            violations.append('point %d: error %s, not ENOMEM' % (n, name))
+            violations.append('point %d: error %s, not ENOMEM; injected: %s' % (n, name, describe(dumps)))
         pub = device_public_key(sock, family, ifname)
         print('point %d: %s; the dump shows the %s public key' % (
             n, name, 'old' if pub == old_pub else 'new'), flush=True)
@@ -416,6 +560,7 @@ def cmd_privkey(ifname, old_b64, new_b64, peer_cmd):
         if not works(old_pub):
             violations.append('point %d: the old key put back, no answer' % n)
         n += 1
+    faults.close()
     for v in violations:
         print('VIOLATION: ' + v)
     return report('private key', n - 1, n, n - 1, ends, violations, 0)
@@ -440,7 +585,7 @@ def rtnl(sock, mtype, flags, attrs):
             off += (mlen + 3) & ~3
 
 
-def cmd_newlink(ifname):
+def cmd_newlink(ifname, log=None):
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
     sock.bind((0, 0))
     sock.settimeout(60)
@@ -449,8 +594,21 @@ def cmd_newlink(ifname):
     name = nla(IFLA_IFNAME, ifname.encode() + b'\0')
     new = name + nest(IFLA_LINKINFO, nla(IFLA_INFO_KIND, b'wireguard\0'))
     fn = FailNth()
+    faults = Faults(log)
     violations, ends = [], {}
     flags = genl.NLM_F_REQUEST | genl.NLM_F_ACK | 0x400 | 0x200  # CREATE | EXCL
+    # How many points the operation has, run after run without injection:
+    # not a constant (see the module's documentation, "Points move").
+    counts = []
+    for _ in range(10):
+        fn.set(1 << 30)
+        err = rtnl(sock, RTM_NEWLINK, flags, new)
+        counts.append((1 << 30) - fn.left())
+        fn.set(0)
+        rtnl(sock, RTM_DELLINK, genl.NLM_F_REQUEST | genl.NLM_F_ACK, name)
+        if err:
+            violations.append('no injection, yet error %s' % err)
+    print('newlink without injection, 10 runs: %s points' % ' '.join(map(str, counts)), flush=True)
     n = 1
     while True:
         fn.set(n)
@@ -464,10 +622,15 @@ def cmd_newlink(ifname):
             rtnl(sock, RTM_DELLINK, genl.NLM_F_REQUEST | genl.NLM_F_ACK, name)
             break
         ename = genl.ERRNO_NAMES.get(err, str(err)) if err else 'success'
+        dumps = faults.read()
+        if err == errno.EINVAL and kobject_name_point(dumps):
+            ename = 'EINVAL (core: dev_set_name)'
+        faults.log_point(n, ename, dumps)
         ends[ename] = ends.get(ename, 0) + 1
         if err:
-            if err not in OK_ERRS:
-                violations.append('point %d: error %s, not ENOMEM' % (n, ename))
+            if err not in OK_ERRS and not ename.startswith('EINVAL (core'):
+                violations.append('point %d: error %s, not ENOMEM; injected: %s' % (
+                    n, ename, describe(dumps)))
             if exists:
                 violations.append('point %d: %s, but %s exists' % (n, ename, ifname))
         else:
@@ -485,9 +648,14 @@ def cmd_newlink(ifname):
             if e:
                 violations.append('point %d: deleting %s failed: %s' % (n, ifname, e))
         n += 1
+    faults.close()
     for v in violations:
         print('VIOLATION: ' + v)
     return report('newlink', n - 1, n, n - 1, ends, violations, 0)
+
+
+def opt_log(a):
+    return a[a.index('--log') + 1] if '--log' in a else None
 
 
 def main():
@@ -501,11 +669,11 @@ def main():
         return 0
     if a[0] == 'setconf' and len(a) >= 3:
         k = int(a[a.index('--check-every') + 1]) if '--check-every' in a else 1
-        return cmd_setconf(a[1], int(a[2]), k, '--c-partial-ok' in a)
-    if a[0] == 'privkey' and len(a) == 5:
-        return cmd_privkey(a[1], a[2], a[3], a[4])
-    if a[0] == 'newlink' and len(a) == 2:
-        return cmd_newlink(a[1])
+        return cmd_setconf(a[1], int(a[2]), k, '--c-partial-ok' in a, opt_log(a))
+    if a[0] == 'privkey' and len(a) in (5, 7):
+        return cmd_privkey(a[1], a[2], a[3], a[4], opt_log(a))
+    if a[0] == 'newlink' and len(a) in (2, 4):
+        return cmd_newlink(a[1], opt_log(a))
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -50,27 +50,56 @@ kmemleak_available && kmemleak_clear
 # The injected failures of vmalloc and the page allocator print a warning
 # with a stack trace (warn_alloc); they are expected, and would read as a
 # splat to tools/vm-run. Keep them off the console; log_check judges the log
-# after each test and clears it, and prints what it does not expect.
+# after each test and clears it, and prints what it does not expect. The
+# sweeps' own stack dumps (one per injected failure) outgrow the kernel's
+# log buffer: a follower keeps the whole log in $KLOG, and log_check reads
+# what it gained since the last check (its offset in a file: tests run in
+# subshells).
 dmesg -n 1
 dmesg -C
+KLOG=$T_DIR/kernel.log
+dmesg -W >"$KLOG" 2>&1 &
+KLOG_PID=$!
+echo 0 >"$T_DIR/klog.off"
+
+# Warnings with a stack trace that an injected failure causes, beside the
+# allocators' own: a percpu area or a slab cache that could not be had
+# (the C driver creates its ratelimiter's cache with each first device;
+# SLUB says EINVAL when a kmem_cache_node allocation fails, mm/slub.c
+# do_kmem_cache_create; we create no caches).
+KLOG_OK='page allocation failure|vmalloc error:|FAULT_INJECTION: forcing|SLUB: Unable to allocate|kmem_cache_create[a-z_]*[(].*[)] failed with error -(12|22)|percpu: allocation failed'
 
 # log_check: the kernel log since the last check holds no report other
 # than the injection's own allocation-failure warnings.
 log_check() {
-	local bad
-	bad=$(dmesg | tr -d '\r' | awk '
-		/page allocation failure|vmalloc error:|FAULT_INJECTION: forcing|SLUB: Unable to allocate/ { ok = 1; next }
+	local bad off size new=$T_DIR/klog.new
+	sleep 1
+	off=$(cat "$T_DIR/klog.off")
+	size=$(stat -c %s "$KLOG")
+	tail -c +$((off + 1)) "$KLOG" | head -c $((size - off)) | tr -d '\r' >"$new"
+	echo "$size" >"$T_DIR/klog.off"
+	[ -w /wgrs ] && cp "$new" "/wgrs/kernel-log.$IMPL.$(date +%s).txt"
+	bad=$(awk -v okre="$KLOG_OK" '
+		$0 ~ okre { ok = 1; next }
 		/<\/TASK>/ { ok = 0; next }
 		/Call Trace:/ { if (!ok) print; next }
-		/Oops|BUG:|WARNING:|Kernel panic|general protection|KASAN|UBSAN|INFO: (possible|suspicious|task|trying)|circular locking|ODEBUG|soft lockup|hard LOCKUP|rcu: INFO|list_(add|del) corruption|unreferenced object/ { ok = 0; print }')
+		/Oops|BUG:|WARNING:|Kernel panic|general protection|KASAN|UBSAN|INFO: (possible|suspicious|task|trying)|circular locking|ODEBUG|soft lockup|hard LOCKUP|rcu: INFO|list_(add|del) corruption|unreferenced object/ { ok = 0; print }' "$new")
 	if [ -n "$bad" ]; then
-		dmesg -n 7
-		dmesg | tail -n 80 >/dev/console
+		# To the console, each unexpected report with the lines before
+		# it (the injection's own stack dumps would fill a plain tail).
+		awk -v okre="$KLOG_OK" '
+			$0 ~ okre { ok = 1 }
+			/<\/TASK>/ { ok = 0 }
+			{ h[NR % 12] = $0 }
+			/Call Trace:/ && !ok || /Oops|BUG:|WARNING:|KASAN|UBSAN|unreferenced object/ {
+				for (i = NR - 11; i < NR; i++) if (i > last && i > 0) print h[i % 12]
+				if (NR + 40 > last) last = NR + 40
+			}
+			NR <= last { print }' "$new" >/dev/console
 		dmesg -C
-		dmesg -n 1
 		fail "kernel report(s): $(printf '%s' "$bad" | head -n 3 | tr '\n' '|')"
 	fi
-	note "kernel log: $(dmesg | grep -cE 'page allocation failure|vmalloc error') allocation-failure warnings, nothing else"
+	note "kernel log: $(grep -cE 'page allocation failure|vmalloc error' "$new") allocation-failure warnings, $(grep -c 'FAULT_INJECTION: forcing' "$new") injected-failure dumps, nothing else"
 	dmesg -C
 }
 
@@ -102,9 +131,17 @@ test_cleanup() {
 modprobe "$WGRS_MODULE" || { echo "modprobe $WGRS_MODULE failed"; exit 1; }
 python3 tests/fault-inject.py arm "$WGRS_MODULE" || exit 1
 
+# Where a sweep logs each point (the injected failure's stack): the VM's
+# run directory when writable.
+points_log() {
+	if [ -w /wgrs ]; then echo "/wgrs/$1-points.$IMPL.txt"; else echo "$T_DIR/$1-points.txt"; fi
+}
+
 t_newlink() {
-	expect_ok python3 tests/fault-inject.py newlink wgfi0
+	expect_ok python3 tests/fault-inject.py newlink wgfi0 --log "$(points_log newlink)"
+	note "$(grep 'without injection' <<<"$T_OUT")"
 	note "$(tail -n 1 <<<"$T_OUT")"
+	note "$(grep -c 'EINVAL (core' "$(points_log newlink)") points ended in EINVAL from the core (netdev_register_kobject ignores dev_set_name's ENOMEM)"
 	expect_ok ip link add wgfi0 type wireguard
 	expect_ok wg show wgfi0
 	log_check
@@ -115,7 +152,8 @@ t_setconf() {
 	local partial=
 	[ "$IMPL" = c ] && partial=--c-partial-ok
 	expect_ok ip link add wg0 type wireguard
-	expect_ok python3 tests/fault-inject.py setconf wg0 "$PEERS" --check-every "$CHECK_EVERY" $partial
+	expect_ok python3 tests/fault-inject.py setconf wg0 "$PEERS" --check-every "$CHECK_EVERY" $partial \
+		--log "$(points_log setconf)"
 	note "$(tail -n 1 <<<"$T_OUT")"
 	expect_ok tunnel_up wg0
 	tunnel_works || fail "no ping through wg0 after the sweep"
@@ -136,7 +174,8 @@ t_privkey() {
 		for p in $(ip netns exec fi2 wg show wg9 peers); do ip netns exec fi2 wg set wg9 peer "$p" remove; done
 		ip netns exec fi2 wg set wg9 peer "$1" allowed-ips 10.200.0.1/32 endpoint 127.0.0.1:51820
 	EOS
-	expect_ok python3 tests/fault-inject.py privkey wg0 "$K1" "$k3" "bash $T_DIR/repoint.sh {}"
+	expect_ok python3 tests/fault-inject.py privkey wg0 "$K1" "$k3" "bash $T_DIR/repoint.sh {}" \
+		--log "$(points_log privkey)"
 	note "$(tail -n 1 <<<"$T_OUT")"
 	log_check
 }
@@ -178,5 +217,6 @@ run_test "traffic and handshakes with 10% of allocations failing" t_traffic
 
 rmmod "$WGRS_MODULE" 2>/dev/null
 run_test "kmemleak after unloading $WGRS_MODULE" kmemleak_check "$WGRS_MODULE"
+kill "$KLOG_PID"
 dmesg -n 5
 summary
