@@ -38,9 +38,11 @@ fuzz: module
 # The netlink fuzzer in volume (tests/fuzz-genl.sh): N requests from the
 # generator of tests/netlink-fuzz.py at our module alone, every answer judged
 # by the model of the genetlink core, then the final state checked; SEED
-# replays a run (its seed is printed). make check runs 20,000.
+# replays a run (its seed is printed); TIME=SECONDS stops the sending after
+# that long (a random seed is then picked here). make check runs 20,000.
 fuzz-genl: module
-	VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/fuzz-genl.sh $(or $(N),1000000) $(SEED)
+	VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/fuzz-genl.sh $(or $(N),1000000) \
+		$(or $(SEED),$(if $(TIME),$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '))) $(TIME)
 
 # Lifecycle under traffic (tests/lifecycle.sh): device and namespace
 # deletion, moves, down/up, peer removal, key changes and rmmod, each with

@@ -11,10 +11,11 @@ C driver as its oracle.
                                           prints every divergence and the
                                           summary line; exit 1 on a divergence
                                           or a misclassified answer
-  netlink-fuzz.py volume SEED COUNT       the volume mode (below): the
+  netlink-fuzz.py volume SEED COUNT [SECS] the volume mode (below): the
                                           sequence of SEED in the volume mix
                                           on the driver that is loaded, no
-                                          oracle, no log; exit 1 on a failure
+                                          oracle, no log; exit 1 on a failure;
+                                          SECS: stop sending after that long
   netlink-fuzz.py serve KEEP              (internal) a sender in another
                                           process: unprivileged, or in a user
                                           namespace
@@ -148,6 +149,7 @@ import pickle
 import random
 import re
 import shlex
+import signal
 import socket
 import struct
 import subprocess
@@ -1545,8 +1547,11 @@ class Volume(Runner):
     BATCH = 100        # steps per pickle through the pipe
     BATCH_SEND = 16    # requests per send at most
 
-    def __init__(self, seed, count):
+    def __init__(self, seed, count, budget=None):
+        """`budget`: seconds of sending at most; the run then stops at the end
+        of a batch, having sent the first requests of the sequence."""
         super().__init__(seed, count)
+        self.budget, self.stopped = budget, False
         self.tally = Tally()
         self.failures = []
         self.next_progress = self.PROGRESS
@@ -1575,8 +1580,9 @@ class Volume(Runner):
     def steps(self):
         """The generator runs in a child process, on the other vCPU: it makes,
         encodes and classifies the steps (Req.prepare) while this process
-        sends them, and hands them over in batches through a pipe, then its
-        model of the devices (the slots) for the final checks."""
+        sends them, and hands them over in batches through a pipe, each with
+        its model of the devices (the slots) after it, for the final checks."""
+        started = time.monotonic()
         rfd, wfd = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -1590,10 +1596,9 @@ class Volume(Runner):
                             req.prepare()
                         batch.append(step)
                         if len(batch) == self.BATCH:
-                            pickle.dump(('steps', batch), out, pickle.HIGHEST_PROTOCOL)
+                            pickle.dump((batch, gen.slots), out, pickle.HIGHEST_PROTOCOL)
                             batch = []
-                    pickle.dump(('steps', batch), out, pickle.HIGHEST_PROTOCOL)
-                    pickle.dump(('slots', gen.slots), out, pickle.HIGHEST_PROTOCOL)
+                    pickle.dump((batch, gen.slots), out, pickle.HIGHEST_PROTOCOL)
                 status = 0
             except BaseException:
                 traceback.print_exc()
@@ -1603,14 +1608,17 @@ class Volume(Runner):
         with os.fdopen(rfd, 'rb') as inp:
             while True:
                 try:
-                    kind, data = pickle.load(inp)
+                    batch, slots = pickle.load(inp)
                 except EOFError:
                     break
-                if kind == 'slots':
-                    self.slots = data
+                yield from self.batched(batch)
+                self.slots = slots
+                if self.budget and time.monotonic() - started > self.budget:
+                    self.stopped = True
+                    os.kill(pid, signal.SIGKILL)
                     break
-                yield from self.batched(data)
-        if os.waitpid(pid, 0)[1] or not hasattr(self, 'slots'):
+        status = os.waitpid(pid, 0)[1]
+        if (status and not self.stopped) or not hasattr(self, 'slots'):
             raise SystemExit('netlink-fuzz: the generator process failed')
 
     def batched(self, steps):
@@ -1750,6 +1758,10 @@ class Volume(Runner):
               '%d, %d carried a ping; %.0f s from the start to the end of the checks' % (
                   sum(1 for s in self.slots if s.exists), self.peers, self.agreed, self.worked,
                   time.monotonic() - self.start))
+        if self.stopped:
+            print('    stopped after its budget of %d s: the first %d requests of %d '
+                  '(N=%d with this seed sends them again)' % (
+                      self.budget, t.reqs, self.count, t.reqs))
         print('seed %d, %d requests in %.0f s (%.0f/s), %.1f%% reached the handlers, '
               'histogram: %s; %s' % (
                   self.seed, t.reqs, loop, t.reqs / loop, 100.0 * t.handler / n, counts(t.hist),
@@ -2066,9 +2078,9 @@ def main():
             f.write('seed %d count %d\n' % (seed, count))
         Runner(seed, count, log).run()
         return 0
-    if len(sys.argv) == 4 and sys.argv[1] == 'volume':
+    if len(sys.argv) in (4, 5) and sys.argv[1] == 'volume':
         seed, count = int(sys.argv[2]), int(sys.argv[3])
-        runner = Volume(seed, count)
+        runner = Volume(seed, count, int(sys.argv[4]) if len(sys.argv) == 5 else None)
         return runner.summary(runner.run())
     if len(sys.argv) == 4 and sys.argv[1] == 'compare':
         return compare(sys.argv[2], sys.argv[3])
