@@ -24,7 +24,9 @@ count=${1:-20000}
 seed=${2:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 budget=${3:-}
 name="netlink volume fuzz"
-echo "    seed $seed, $count requests (replay: make fuzz-genl N=$count SEED=$seed)"
+replay="make fuzz-genl N=$count SEED=$seed"
+[ -z "$budget" ] || replay="the summary's count of requests sent as N, with SEED=$seed"
+echo "    seed $seed, $count requests${budget:+ or $budget s} (replay: $replay)"
 fail() { echo "FAIL $name (seed $seed, $count requests): $*"; exit 1; }
 for m in wireguard_rs wireguard; do
 	[ ! -d "/sys/module/$m" ] || rmmod "$m" || fail "cannot unload $m"
