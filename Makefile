@@ -6,7 +6,7 @@
 export KDIR
 export IMPL ?= rs
 
-.PHONY: all module test-modules demo check check-lifecycle fuzz debug-modules check-debug check-faults interop check-peer-cap bench bench-scale kselftest soak env clean clean-cache
+.PHONY: all module test-modules demo check check-lifecycle fuzz fuzz-genl debug-modules check-debug check-faults interop check-peer-cap bench bench-scale kselftest soak env clean clean-cache
 
 all: module
 
@@ -34,6 +34,15 @@ check: module test-modules
 # a run (its seed is printed). make check runs 20,000.
 fuzz: module
 	VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/packet-fuzz.sh $(or $(N),1000000) $(SEED)
+
+# The netlink fuzzer in volume (tests/fuzz-genl.sh): N requests from the
+# generator of tests/netlink-fuzz.py at our module alone, every answer judged
+# by the model of the genetlink core, then the final state checked; SEED
+# replays a run (its seed is printed); TIME=SECONDS stops the sending after
+# that long (a random seed is then picked here). make check runs 20,000.
+fuzz-genl: module
+	VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/fuzz-genl.sh $(or $(N),1000000) \
+		$(or $(SEED),$(if $(TIME),$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '))) $(TIME)
 
 # Lifecycle under traffic (tests/lifecycle.sh): device and namespace
 # deletion, moves, down/up, peer removal, key changes and rmmod, each with
