@@ -1576,6 +1576,12 @@ class Volume(Runner):
             # the process may then not exit either).
             self.fail('HANG step %d: deleting a device (netns %d) did not return in 120 s' % (
                 self.index, fields['ns']))
+            # The blocked tasks' stacks, into the kernel log.
+            try:
+                with open('/proc/sysrq-trigger', 'w') as f:
+                    f.write('w')
+            except OSError:
+                pass
         if 'pred' in fields and not fields['confirmed']:
             if len(self.failures) < 20:
                 misclassified(fields, 'wireguard_rs', req.cmdline())
