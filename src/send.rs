@@ -272,8 +272,12 @@ impl WorkHandler for HandshakeSendWork {
             timers::any_authenticated_packet_traversal(&peer);
             timers::any_authenticated_packet_sent(&peer);
             peer.last_sent_handshake.store(time::coarse_boottime_ns(), Relaxed);
-            let _ = socket::send_buffer_to_peer(&peer, &message, HANDSHAKE_DSCP);
+            // Armed before the send (upstream arms it after): the response
+            // may be handled on another CPU before the send returns, and
+            // must find the timer armed to disarm it, or the timer would
+            // start a second handshake REKEY_TIMEOUT after the first.
             timers::handshake_initiated(&peer);
+            let _ = socket::send_buffer_to_peer(&peer, &message, HANDSHAKE_DSCP);
         }
     }
 }
