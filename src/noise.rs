@@ -386,6 +386,14 @@ impl Handshake {
         if let Some(old) = self.local_index.take() {
             index.remove_handshake(old, peer);
         }
+        // A removed peer's handshake is cleared once, under this lock, after
+        // the peer is marked dead and a grace period has passed. An entry
+        // made after that (by a handshake work or worker still running)
+        // would never be removed, and would keep the peer, and with it the
+        // device, alive for good.
+        if peer.is_dead() {
+            return None;
+        }
         let new = index.insert_handshake(peer, pick).ok()?;
         self.local_index = Some(new);
         Some(new)

@@ -36,8 +36,25 @@ dir=$(mktemp -d /tmp/wgrs-fuzz.XXXXXX)
 chmod 755 "$dir"
 install -m 644 tests/netlink-fuzz.py tests/genl.py "$dir/" || fail "install failed"
 modprobe wireguard_rs || fail "modprobe wireguard_rs failed"
+# A task the hung-task detector reports: its stack, and every blocked
+# task's, onto the console (the detector's own stack lines are below the
+# console's log level).
+(
+	while sleep 20; do
+		dmesg | grep -q 'blocked for more than' || continue
+		echo "    a task is blocked: the blocked tasks' stacks follow"
+		for t in /proc/[0-9]*/task/[0-9]*; do
+			[ "$(awk '{ print $3 }' "$t/stat" 2>/dev/null)" = D ] || continue
+			echo "    task ${t##*/} ($(cat "$t/comm" 2>/dev/null)):"
+			sed 's/^/      /' "$t/stack" 2>/dev/null
+		done
+		break
+	done
+) &
+watch=$!
 python3 "$dir/netlink-fuzz.py" volume "$seed" "$count" $budget | tee "$dir/out"
 rc=${PIPESTATUS[0]}
+kill $watch 2>/dev/null
 result=$(tail -n 1 "$dir/out")
 rmmod wireguard_rs || fail "rmmod wireguard_rs failed"
 [ "$rc" = 0 ] || fail "${result:-the run failed (status $rc)}"
