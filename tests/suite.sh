@@ -12,8 +12,9 @@
 #                                kselftest"), in the order above
 #
 # fuzz-genl (20,000 netlink requests in volume, tests/fuzz-genl.sh) runs
-# only when named, until the device deletion it once saw hang is explained
-# (see README): a deletion stuck in the kernel would stall the whole suite.
+# only when named, until more runs confirm the fix of the device deletion
+# it saw hang (see README): a deletion stuck in the kernel would stall the
+# whole suite.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
