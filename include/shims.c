@@ -118,9 +118,6 @@ void wgrs_list_add(struct list_head *entry, struct list_head *head) { list_add(e
 void wgrs_list_del(struct list_head *entry) { list_del(entry); }
 
 struct net *wgrs_skb_sock_net(const struct sk_buff *skb) { return sock_net(skb->sk); }
-struct nlattr *wgrs_nla_nest_start(struct sk_buff *skb, int type) { return nla_nest_start(skb, type); }
-void wgrs_nla_nest_end(struct sk_buff *skb, struct nlattr *nest) { nla_nest_end(skb, nest); }
-void wgrs_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest) { nla_nest_cancel(skb, nest); }
 
 unsigned char *wgrs_skb_tail(struct sk_buff *skb, unsigned int *tailroom)
 {

@@ -7,8 +7,8 @@ use core::ops::ControlFlow;
 use crate::device::{Config, Device, Tunnel, LINK_KIND};
 use crate::kapi::crypto::{Secret, KEY_LEN};
 use crate::kapi::genl::{
-    Attr, AttrBuf, AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, Message,
-    OpFlags, Policy, PolicyEntry, Request, SplitOp,
+    Attr, AttrBuf, AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, OpFlags,
+    Policy, PolicyEntry, Request, SplitOp,
 };
 use crate::kapi::netdev::{Capability, DeviceKey, DeviceRef, IfName, LookupError};
 use crate::kapi::sync::RtnlGuard;
@@ -154,79 +154,79 @@ impl DumpHandler for GetDevice {
         let dev = device.netdev();
         let fwmark = device.tunnel().map_or(0, |tunnel| tunnel.fwmark());
         let mut msg = writer.begin(config.generation)?;
-        // As upstream: the device's attributes lead every message until a
-        // peer is complete; later messages carry only peers. (The spec's
-        // prose says they carry the name too; upstream does not send it.)
-        if !cursor.peer_done {
-            msg.put_u16(WGDEVICE_A_LISTEN_PORT, config.listen_port)?;
-            msg.put_u32(WGDEVICE_A_FWMARK, fwmark)?;
-            msg.put_u32(WGDEVICE_A_IFINDEX, dev.ifindex())?;
-            msg.put_cstr(WGDEVICE_A_IFNAME, dev.name().as_cstr())?;
-            if let Some((private, public)) = config.identity.keys() {
-                msg.put_bytes(WGDEVICE_A_PRIVATE_KEY, private)?;
-                msg.put_bytes(WGDEVICE_A_PUBLIC_KEY, public)?;
-            }
-        }
-        if config.peers.is_empty() {
-            return Ok(DumpProgress::Done);
-        }
-
-        let mut peers = msg.nest(WGDEVICE_A_PEERS)?;
-        let mut next = cursor.next_peer;
-        let mut resume = cursor.allowedips.take();
-        let mut progress = DumpProgress::Done;
-        let mut wrote_any = false;
-        config.peers.walk_from(next, |order, peer, allowedips| {
-            // A peer cut short and since removed: carry on with the next.
-            let from = resume.take().filter(|_| order == next);
-            match put_peer(&mut peers, peer, allowedips, from) {
-                PeerFit::All => {
-                    wrote_any = true;
-                    cursor.peer_done = true;
-                    next = order + 1;
-                    ControlFlow::Continue(())
-                }
-                PeerFit::Partial(from, seq) => {
-                    wrote_any = true;
-                    next = order;
-                    cursor.allowedips = Some((from, seq));
-                    progress = DumpProgress::More;
-                    ControlFlow::Break(())
-                }
-                PeerFit::Nothing => {
-                    cursor.allowedips = from;
-                    next = order;
-                    progress = DumpProgress::More;
-                    ControlFlow::Break(())
+        msg.append(|buf| {
+            // As upstream: the device's attributes lead every message until
+            // a peer is complete; later messages carry only peers. (The
+            // spec's prose says they carry the name too; upstream does not
+            // send it.)
+            if !cursor.peer_done {
+                buf.put_u16(WGDEVICE_A_LISTEN_PORT, config.listen_port)?;
+                buf.put_u32(WGDEVICE_A_FWMARK, fwmark)?;
+                buf.put_u32(WGDEVICE_A_IFINDEX, dev.ifindex())?;
+                buf.put_cstr(WGDEVICE_A_IFNAME, dev.name().as_cstr())?;
+                if let Some((private, public)) = config.identity.keys() {
+                    buf.put_bytes(WGDEVICE_A_PRIVATE_KEY, private)?;
+                    buf.put_bytes(WGDEVICE_A_PUBLIC_KEY, public)?;
                 }
             }
-        });
-        // A message with room for no peer at all would repeat forever.
-        if !wrote_any && matches!(progress, DumpProgress::More) {
-            return Err(EMSGSIZE);
-        }
-        peers.end();
-        cursor.next_peer = next;
-        Ok(progress)
+            if config.peers.is_empty() {
+                return Ok(DumpProgress::Done);
+            }
+            let peers = buf.nest(WGDEVICE_A_PEERS)?;
+            let mut next = cursor.next_peer;
+            let mut resume = cursor.allowedips.take();
+            let mut progress = DumpProgress::Done;
+            let mut wrote_any = false;
+            config.peers.walk_from(next, |order, peer, allowedips| {
+                // A peer cut short and since removed: carry on with the next.
+                let from = resume.take().filter(|_| order == next);
+                match put_peer(buf, peer, allowedips, from) {
+                    PeerFit::All => {
+                        wrote_any = true;
+                        cursor.peer_done = true;
+                        next = order + 1;
+                        ControlFlow::Continue(())
+                    }
+                    PeerFit::Partial(from, seq) => {
+                        wrote_any = true;
+                        next = order;
+                        cursor.allowedips = Some((from, seq));
+                        progress = DumpProgress::More;
+                        ControlFlow::Break(())
+                    }
+                    PeerFit::Nothing => {
+                        cursor.allowedips = from;
+                        next = order;
+                        progress = DumpProgress::More;
+                        ControlFlow::Break(())
+                    }
+                }
+            });
+            // A message with room for no peer at all would repeat forever.
+            if !wrote_any && matches!(progress, DumpProgress::More) {
+                return Err(EMSGSIZE);
+            }
+            buf.end(peers);
+            cursor.next_peer = next;
+            Ok(progress)
+        })
     }
 }
 
 /// Writes one peer (upstream `get_peer`) into the `PEERS` nest; a peer
 /// resumed from `resume` gets only its public key and remaining allowed IPs.
 fn put_peer(
-    peers: &mut Message<'_>,
+    buf: &mut AttrBuf<'_>,
     peer: &RcuArc<Peer>,
     allowedips: PeerIps<'_>,
     resume: Option<(Cursor, u64)>,
 ) -> PeerFit {
-    peers.append(|buf| {
-        let start = buf.mark();
-        let fit = write_peer(buf, peer, allowedips, resume);
-        if matches!(fit, PeerFit::Nothing) {
-            buf.truncate(start);
-        }
-        fit
-    })
+    let start = buf.mark();
+    let fit = write_peer(buf, peer, allowedips, resume);
+    if matches!(fit, PeerFit::Nothing) {
+        buf.truncate(start);
+    }
+    fit
 }
 
 fn write_peer(

@@ -482,27 +482,6 @@ pub(crate) struct Message<'a> {
 }
 
 impl Message<'_> {
-    pub(crate) fn put_bytes(&mut self, kind: u32, bytes: &[u8]) -> Result {
-        let len = i32::try_from(bytes.len()).map_err(|_| EMSGSIZE)?;
-        // SAFETY: `skb` is ours to write; `nla_put` checks tailroom.
-        kernel::error::to_result(unsafe {
-            bindings::nla_put(self.skb.as_ptr(), kind as i32, len, bytes.as_ptr().cast())
-        })
-    }
-
-    pub(crate) fn put_u16(&mut self, kind: u32, value: u16) -> Result {
-        self.put_bytes(kind, &value.to_ne_bytes())
-    }
-
-    pub(crate) fn put_u32(&mut self, kind: u32, value: u32) -> Result {
-        self.put_bytes(kind, &value.to_ne_bytes())
-    }
-
-    /// A string, NUL included.
-    pub(crate) fn put_cstr(&mut self, kind: u32, value: &CStr) -> Result {
-        self.put_bytes(kind, value.to_bytes_with_nul())
-    }
-
     /// Lets `f` write attributes straight into the message's free room, and
     /// keeps what it wrote (less what it truncated): one call for a batch
     /// of attributes rather than one per attribute.
@@ -521,52 +500,6 @@ impl Message<'_> {
             unsafe { bindings::skb_put(self.skb.as_ptr(), buf.len as u32) };
         }
         result
-    }
-
-    /// Opens a nested attribute. Dropping the [`Nest`] cancels it (trims
-    /// the message back); [`Nest::end`] keeps it.
-    pub(crate) fn nest(&mut self, kind: u32) -> Result<Nest<'_>> {
-        // SAFETY: `skb` is ours to write.
-        let start = unsafe { bindings::wgrs_nla_nest_start(self.skb.as_ptr(), kind as i32) };
-        let start = NonNull::new(start).ok_or(EMSGSIZE)?;
-        Ok(Nest { msg: Message { skb: self.skb, _skb: PhantomData }, start })
-    }
-}
-
-/// An open nested attribute; its parent is borrowed until it is closed.
-pub(crate) struct Nest<'a> {
-    msg: Message<'a>,
-    start: NonNull<bindings::nlattr>,
-}
-
-impl Nest<'_> {
-    /// Closes the nest, keeping what was written into it.
-    pub(crate) fn end(self) {
-        // SAFETY: `start` was opened in this buffer and what follows it is
-        // still there (inner nests are closed or cancelled first).
-        unsafe { bindings::wgrs_nla_nest_end(self.msg.skb.as_ptr(), self.start.as_ptr()) };
-        core::mem::forget(self);
-    }
-}
-
-impl<'a> core::ops::Deref for Nest<'a> {
-    type Target = Message<'a>;
-
-    fn deref(&self) -> &Message<'a> {
-        &self.msg
-    }
-}
-
-impl<'a> core::ops::DerefMut for Nest<'a> {
-    fn deref_mut(&mut self) -> &mut Message<'a> {
-        &mut self.msg
-    }
-}
-
-impl Drop for Nest<'_> {
-    fn drop(&mut self) {
-        // SAFETY: trims the buffer back to where the nest started.
-        unsafe { bindings::wgrs_nla_nest_cancel(self.msg.skb.as_ptr(), self.start.as_ptr()) };
     }
 }
 
@@ -649,6 +582,11 @@ impl AttrBuf<'_> {
 
     pub(crate) fn put_u32(&mut self, kind: u32, value: u32) -> Result {
         self.put_bytes(kind, &value.to_ne_bytes())
+    }
+
+    /// A string, NUL included.
+    pub(crate) fn put_cstr(&mut self, kind: u32, value: &CStr) -> Result {
+        self.put_bytes(kind, value.to_bytes_with_nul())
     }
 
     /// A `u64`, as `nla_put_64bit` writes it: where unaligned loads are
