@@ -490,9 +490,18 @@ ratio() { # ratio KEY
 	[ -n "$a" ] && [ -n "$b" ] || { printf 'n/a'; return; }
 	awk -v a="${a%% *}" -v b="${b%% *}" 'BEGIN { if (b == 0) printf "n/a"; else printf "%.2f", a / b }'
 }
-row() { # row LABEL KEY FMT
-	printf '%-44s | %10s | %10s | %6s | ours %s, C %s\n' "$1" "$(cell rs "$2" "$3")" \
-		"$(cell c "$2" "$3")" "$(ratio "$2")" "$(spread rs "$2")" "$(spread c "$2")"
+ahead() { # ahead KEY BETTER: "k/n", the rounds in which ours beat C's run of the same round
+	local better=$2
+	awk -v a="${V[rs.$1]:-}" -v b="${V[c.$1]:-}" -v better="$better" 'BEGIN {
+		n = split(a, x, " "); m = split(b, y, " "); if (m < n) n = m
+		if (n == 0) { printf "-"; exit }
+		for (i = 1; i <= n; i++) k += (better == "lower") ? (x[i] < y[i]) : (x[i] > y[i])
+		printf "%d/%d", k, n
+	}'
+}
+row() { # row LABEL KEY FMT [lower]: lower when a lower figure is better
+	printf '%-44s | %10s | %10s | %6s | %5s | ours %s, C %s\n' "$1" "$(cell rs "$2" "$3")" \
+		"$(cell c "$2" "$3")" "$(ratio "$2")" "$(ahead "$2" "${4:-higher}")" "$(spread rs "$2")" "$(spread c "$2")"
 }
 
 echo
@@ -502,16 +511,17 @@ for k in $(printf '%s\n' "${!V[@]}" | sort); do
 done
 echo
 echo "bench ($MODE): median of $ROUNDS round(s), $SECS s per workload; spread = (max - min) / median;"
-echo "higher is better but for ping and loss (lower is better)"
+echo "higher is better but for ping and loss (lower is better); ahead = rounds in which ours beat C's"
+echo "run of the same round"
 echo "machine: $MACHINE"
-printf '%-44s | %10s | %10s | %6s | %s\n' metric ours C ours/C spread
-printf '%s\n' "---------------------------------------------+------------+------------+--------+---------------------"
+printf '%-44s | %10s | %10s | %6s | %5s | %s\n' metric ours C ours/C ahead spread
+printf '%s\n' "---------------------------------------------+------------+------------+--------+-------+---------------------"
 for topo in $TOPOS; do
 	row "TCP 1 stream, Mbit/s ($topo)" "tcp1.$topo" '%.1f'
 	row "TCP $NCPU streams, Mbit/s ($topo)" "tcpn.$topo" '%.1f'
 	row "UDP 64 B, datagrams/s received ($topo)" "udp.$topo" '%.0f'
-	row "ping under load, median us ($topo)" "lat50.$topo" '%.0f'
-	row "ping under load, p99 us ($topo)" "lat99.$topo" '%.0f'
+	row "ping under load, median us ($topo)" "lat50.$topo" '%.0f' lower
+	row "ping under load, p99 us ($topo)" "lat99.$topo" '%.0f' lower
 	row "TCP 1 stream / AEAD limit ($topo)" "frac.$topo" '%.3f'
 	row "  vCPUs busy during TCP 1 stream, % ($topo)" "tcp1.busy.$topo" '%.0f'
 	row "  vCPUs busy during UDP 64 B, % ($topo)" "udp.busy.$topo" '%.0f'
@@ -519,7 +529,7 @@ for topo in $TOPOS; do
 	row "  flooder: responses/s received ($topo)" "fresp.$topo" '%.1f'
 	row "  flooder: initiations/s sent ($topo)" "fsent.$topo" '%.0f'
 	row "  cookie replies under flood ($topo)" "cookies.$topo" '%.0f'
-	row "data stream alive under flood, loss % ($topo)" "floss.$topo" '%.1f'
+	row "data stream alive under flood, loss % ($topo)" "floss.$topo" '%.1f' lower
 done
 row "AEAD limit, MB/s (1 CPU, 1420 B)" aead '%.1f'
 row "AEAD, buffers/s (1 CPU, 64 B)" aead64 '%.0f'
