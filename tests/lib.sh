@@ -214,6 +214,11 @@ ping_through_rekey() {
 summary() {
 	[ "$T_FAILED" = 0 ] || printf 'failed tests: %s\n' "${T_FAILED_NAMES[*]}"
 	printf '%d passed, %d failed\n' "$T_PASSED" "$T_FAILED"
+	# A selection that matched nothing tested nothing: not a pass.
+	if [ $((T_PASSED + T_FAILED)) = 0 ] && [ ${#T_ONLY[@]} -gt 0 ]; then
+		printf 'no test matched: %s\n' "${T_ONLY[*]}"
+		return 1
+	fi
 	[ "$T_FAILED" = 0 ]
 }
 
