@@ -2,6 +2,7 @@
 """Systematic allocation-failure injection with fail-nth (kasan kernel profile).
 
   fault-inject.py setconf IFNAME PEERS [--check-every K] [--c-partial-ok] [--log FILE]
+                  [--progress-fd FD]   (a line every 100 points, on FD)
   fault-inject.py newlink IFNAME [--log FILE]
   fault-inject.py privkey IFNAME OLD_B64 NEW_B64 PEER_CMD [--log FILE]
   fault-inject.py arm MODULE        (prints the module's text range; sets the
@@ -82,6 +83,7 @@ import re
 import socket
 import struct
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import genl  # noqa: E402
@@ -453,6 +455,9 @@ def cmd_setconf(ifname, npeers, check_every, partial_ok, log=None):
                 base += n - 1
                 break
             point = base + n
+            if point % 100 == 0:
+                progress('setconf: %d points swept, request %d of %d, %d violations' % (
+                    point, m + 1, len(msgs), len(violations)))
             name = genl.ERRNO_NAMES.get(err, str(err)) if err else 'success'
             dumps = faults.read()
             faults.log_point(point, name, dumps)
@@ -480,6 +485,16 @@ def cmd_setconf(ifname, npeers, check_every, partial_ok, log=None):
         violation('after the sweep: %d of %d peers complete' % (done, len(peers)))
     return report('setconf of %d peers in %d requests' % (npeers, len(msgs)), base, steps, checks,
                   ends, violations, partial)
+
+
+PROGRESS_FD = None
+
+
+def progress(text):
+    """A line for whoever watches a long sweep, on the descriptor that
+    --progress-fd named (the caller's output, while it keeps ours)."""
+    if PROGRESS_FD is not None:
+        os.write(PROGRESS_FD, ('[%s] %s\n' % (time.strftime('%H:%M:%S'), text)).encode())
 
 
 def report(what, points, steps, checks, ends, violations, partial):
@@ -659,7 +674,10 @@ def opt_log(a):
 
 
 def main():
+    global PROGRESS_FD
     a = sys.argv[1:]
+    if '--progress-fd' in a:
+        PROGRESS_FD = int(a[a.index('--progress-fd') + 1])
     if not a:
         print(__doc__, file=sys.stderr)
         return 2

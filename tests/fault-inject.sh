@@ -38,6 +38,9 @@ CHECK_EVERY=${2:-1}
 # shellcheck disable=SC2206
 [ -n "${3:-}" ] && { set -f; T_ONLY=($3); set +f; }
 DBG=/sys/kernel/debug
+# The sweep's progress lines (fd 3): this script's output, which a test's
+# own output (kept for its verdict) is not.
+exec 3>&1
 mountpoint -q $DBG || mount -t debugfs debugfs $DBG
 for c in failslab fail_page_alloc; do
 	[ -e $DBG/$c/require-start ] || {
@@ -153,7 +156,7 @@ t_setconf() {
 	[ "$IMPL" = c ] && partial=--c-partial-ok
 	expect_ok ip link add wg0 type wireguard
 	expect_ok python3 tests/fault-inject.py setconf wg0 "$PEERS" --check-every "$CHECK_EVERY" $partial \
-		--log "$(points_log setconf)"
+		--log "$(points_log setconf)" --progress-fd 3
 	note "$(tail -n 1 <<<"$T_OUT")"
 	expect_ok tunnel_up wg0
 	tunnel_works || fail "no ping through wg0 after the sweep"
