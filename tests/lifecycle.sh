@@ -53,6 +53,26 @@ loaded() { [ -d "/sys/module/$WGRS_MODULE" ]; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
 port_free() { ! ss -Hnul "sport = :$1" | grep -q .; }
 
+# How long a deleted namespace may take to let go of its devices. On the
+# kasan profile under TCG, ours unbound wgrs-b's port (deleted just after
+# wgrs-a) 128 s after its deletion, once, with no leaked reference reported
+# and rmmod within 60 s; C's took 10 s (2026-11-29, one run each; not
+# explained yet). A leaked reference holds a device for good, and logs
+# "waiting for DEV to become free" after 10 s: the bound is there to catch
+# that, and the time is noted to catch slowness.
+case ${WGRS_KERNEL_PROFILE:-debug} in
+kasan) GONE_WAIT=300 ;; # its suites run 3-5 times slower
+*) GONE_WAIT=60 ;;
+esac
+
+# released_by_netns_del NS PORT: NS was just deleted; waits for PORT (its
+# device's) to be unbound, and notes how long that took.
+released_by_netns_del() {
+	local start=$SECONDS
+	wait_for $GONE_WAIT port_free "$2" || fail "port $2 still bound $GONE_WAIT s after $1 was deleted"
+	note "port $2 unbound $((SECONDS - start)) s after $1 was deleted"
+}
+
 # ---- the scene -------------------------------------------------------------
 
 # begin [NS_SOCK]: the scene, with the sockets in NS_SOCK (created here) or
@@ -184,9 +204,9 @@ t_netns_del_device() {
 	begin
 	transfer
 	netns_del_now $A
-	wait_for 60 port_free $PORT_A || fail "port $PORT_A still bound 60 s after wgrs-a was deleted"
+	released_by_netns_del $A $PORT_A
 	netns_del_now $B
-	wait_for 60 port_free $PORT_B || fail "port $PORT_B still bound 60 s after wgrs-b was deleted"
+	released_by_netns_del $B $PORT_B
 	finish
 }
 
