@@ -5,16 +5,16 @@
 //!
 //! A packet goes into its peer's ordered queue and the device's ring at
 //! once (`kapi::queue::enqueue`); the next online CPU's worker is kicked
-//! (round-robin); when a worker finishes a packet it kicks the peer's
-//! in-order stage: the transmit work on the peer's own CPU, or delivery
-//! through its device's NAPI.
+//! (round-robin); when a worker finishes a packet it runs the peer's
+//! in-order stage: transmission on the peer's CPU (itself, when it runs
+//! there), or delivery through its device's NAPI.
 
 use crate::kapi::cpu;
 use crate::kapi::queue::{enqueue, EnqueueError, Packet};
 use crate::kapi::rcu::RcuArc;
 use crate::noise::Keypair;
 use crate::peer::Peer;
-use crate::receive;
+use crate::{receive, send};
 
 /// A batch on its way out.
 pub(crate) type TxPacket = Packet<Keypair<Peer>>;
@@ -31,7 +31,7 @@ pub(crate) fn encrypt(peer: &RcuArc<Peer>, packet: TxPacket) {
             tunnel.encrypt_workers.kick(tunnel, &tunnel.crypt_wq, cpu);
         }
         // In the transmit queue, failed: it is dropped there, in order.
-        Err(EnqueueError::RingFull) => kick_transmit(peer),
+        Err(EnqueueError::RingFull) => kick_transmit(peer, serial_cpu(peer)),
         // Too much in flight for this peer: dropped.
         Err(EnqueueError::Full(packet)) => drop(packet),
     }
@@ -51,9 +51,26 @@ pub(crate) fn decrypt(peer: &RcuArc<Peer>, packet: RxPacket) {
     }
 }
 
-/// Runs the peer's in-order transmission on its CPU (stable per peer, so
-/// that its batches leave in order without bouncing between CPUs).
-pub(crate) fn kick_transmit(peer: &RcuArc<Peer>) {
-    let cpu = cpu::choose_online(&peer.serial_cpu, peer.internal_id);
+/// Runs the peer's in-order transmission on its CPU (stable per peer): here,
+/// from a worker already there, else through the peer's work item. The CPU
+/// a packet leaves from picks its transmit queue (XPS), or on loopback the
+/// receive backlog, so batches sent from two CPUs could overtake each other
+/// on the wire.
+pub(crate) fn transmit(peer: &RcuArc<Peer>) {
+    let cpu = serial_cpu(peer);
+    if cpu == cpu::current() {
+        send::transmit_finished(peer);
+    } else {
+        kick_transmit(peer, cpu);
+    }
+}
+
+fn serial_cpu(peer: &Peer) -> u32 {
+    cpu::choose_online(&peer.serial_cpu, peer.internal_id)
+}
+
+/// Runs the peer's transmission from its work item on `cpu` (from `xmit`,
+/// which may not send itself, or from another CPU).
+fn kick_transmit(peer: &RcuArc<Peer>, cpu: u32) {
     peer.tx_work.queue_on(peer, &peer.tunnel.crypt_wq, cpu);
 }

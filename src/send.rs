@@ -5,8 +5,9 @@
 //! `xmit` finds the peer of a packet and stages it (GSO super-packets cut
 //! into segments). `send_staged` takes the peer's current keypair, reserves
 //! nonces for the whole batch with one atomic add, and hands the batch to
-//! the parallel encryption stage ([`queueing`](crate::queueing)). The peer's
-//! [`TxWork`] sends finished batches in order.
+//! the parallel encryption stage ([`queueing`](crate::queueing)). The
+//! peer's finished batches leave in order from its CPU, sent by the worker
+//! there or by the peer's [`TxWork`].
 
 use crate::device::{Tunnel, DATA_PACKET_HEAD_ROOM};
 use crate::kapi::netdev::Stat;
@@ -185,25 +186,26 @@ pub(crate) fn encrypt(in_flight: &mut InFlight<Keypair<Peer>>) -> PacketState {
     state
 }
 
-/// A peer's in-order transmission: sends the batches the workers finished,
-/// in the order they were staged (upstream `wg_packet_tx_worker`).
+/// Sends the peer's batches the workers finished, in the order they were
+/// staged (upstream `wg_packet_tx_worker`); with another thread at it,
+/// leaves them to that one.
+pub(crate) fn transmit_finished(peer: &RcuArc<Peer>) {
+    peer.tx_queue.drain_finished(usize::MAX, |packet, state| {
+        let (segments, _keypair) = packet.into_parts();
+        if state == PacketState::Done {
+            send_finished(peer, segments);
+        }
+    });
+}
+
+/// A peer's in-order transmission from a work item on its CPU.
 pub(crate) struct TxWork;
 
 impl WorkHandler for TxWork {
     type Owner = Peer;
 
     fn run(peer: RcuArc<Peer>) {
-        loop {
-            let taken = peer.tx_queue.drain_finished(usize::MAX, |packet, state| {
-                let (segments, _keypair) = packet.into_parts();
-                if state == PacketState::Done {
-                    send_finished(&peer, segments);
-                }
-            });
-            if taken == 0 {
-                break;
-            }
-        }
+        transmit_finished(&peer);
     }
 }
 
@@ -332,7 +334,7 @@ impl WorkHandler for EncryptWorker {
             let state = encrypt(&mut in_flight);
             let peer = in_flight.key().peer().clone();
             in_flight.finish(state);
-            queueing::kick_transmit(&peer);
+            queueing::transmit(&peer);
             crate::kapi::cpu::cond_resched();
         }
     }

@@ -47,6 +47,12 @@ pub(crate) fn choose_online(stored: &Atomic<i32>, id: u64) -> u32 {
     cpu
 }
 
+/// The CPU this runs on; stable only where the caller cannot migrate (a
+/// per-CPU work item, BH off), otherwise possibly stale.
+pub(crate) fn current() -> u32 {
+    kernel::cpu::CpuId::current().as_u32()
+}
+
 /// Lets the scheduler run something else if it wants to (`cond_resched`),
 /// between packets of a long-running worker. Process context.
 pub(crate) fn cond_resched() {

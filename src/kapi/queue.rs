@@ -20,11 +20,11 @@
 use super::bindings;
 use super::rcu::RcuArc;
 use super::skb::{for_each_in_chain, SkBuff, SkbList, SkbMut, SkbQueue};
-use super::sync::{new_spinlock_bh, SpinLockBh};
+use super::sync::{new_spinlock_bh, SpinLockBh, SpinLockBhGuard};
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr, ptr::NonNull};
 use kernel::{
     prelude::*,
-    sync::atomic::{Acquire, Atomic, Relaxed, Release},
+    sync::atomic::{Acquire, Atomic, Full, Relaxed, Release},
     types::Opaque,
 };
 
@@ -246,10 +246,14 @@ pub(crate) struct OrderedQueue<K: Send + Sync> {
     /// Buffers in the queue.
     count: Atomic<i32>,
     limit: i32,
-    /// The consumer's state; uncontended (there is one consumer at a time,
-    /// a work item or a NAPI poll), the lock only proves it.
+    /// The consumer's state. Whoever finishes a packet may try to consume;
+    /// one at a time does, the others only set `missed`.
     #[pin]
     consumer: SpinLockBh<Consumer>,
+    /// Set by a would-be consumer that found the lock taken: the holder
+    /// looks again before it leaves, as the packet it waited on may have
+    /// finished after it looked.
+    missed: Atomic<bool>,
     /// The queue's empty marker: a fake buffer whose `next`/`prev` the
     /// algorithm uses. Only those two fields are ever accessed.
     #[pin]
@@ -280,6 +284,7 @@ impl<K: Send + Sync> OrderedQueue<K> {
             count: Atomic::new(0),
             limit,
             consumer <- new_spinlock_bh!(Consumer { tail: ptr::null_mut(), peeked: ptr::null_mut() }),
+            missed: Atomic::new(false),
             stub: Opaque::zeroed(),
             _packets: PhantomData,
         })
@@ -374,12 +379,41 @@ impl<K: Send + Sync> OrderedQueue<K> {
 
     /// Takes every finished packet off the front, in order, stopping at the
     /// first one still pending; hands each to `f`, at most `budget` of them.
-    /// Returns how many were taken. Only one consumer runs at a time; a
-    /// second one returns 0 at once (the first takes what it would have).
+    /// Returns how many were taken. One consumer runs at a time: a caller
+    /// that finds another at it returns 0 at once, and the other takes what
+    /// it would have, unless `budget` runs out first.
     pub(crate) fn drain_finished(&self, budget: usize, mut f: impl FnMut(Packet<K>, PacketState)) -> usize {
-        let Some(mut consumer) = self.consumer.try_lock() else {
-            return 0;
-        };
+        let mut taken = 0;
+        loop {
+            let consumer = match self.consumer.try_lock() {
+                Some(consumer) => consumer,
+                None => {
+                    // Full: our finished packet (and the caller's release of
+                    // it) before the flag, the flag before the second try.
+                    // Either the holder's exchange below sees the flag, or
+                    // this try sees the lock released.
+                    self.missed.xchg(true, Full);
+                    match self.consumer.try_lock() {
+                        Some(consumer) => consumer,
+                        None => return taken,
+                    }
+                }
+            };
+            taken += self.take_finished(consumer, budget - taken, &mut f);
+            // Full: the unlock before the flag's read; acquire pairs with the
+            // setter's release, so its finished packet is seen next round.
+            if taken == budget || !self.missed.xchg(false, Full) {
+                return taken;
+            }
+        }
+    }
+
+    fn take_finished(
+        &self,
+        mut consumer: SpinLockBhGuard<'_, Consumer>,
+        budget: usize,
+        f: &mut impl FnMut(Packet<K>, PacketState),
+    ) -> usize {
         let mut taken = 0;
         while taken < budget {
             if consumer.peeked.is_null() {
