@@ -70,15 +70,18 @@ esac
 # Also notes the TCP orphans at the deletion and when none was left: a
 # closed socket still sending keeps its namespace, hence the device, alive.
 released_by_netns_del() {
-	local start=$SECONDS orphans no_orphans=
+	local orphans
 	orphans=$(tcp_orphans)
-	until port_free "$2"; do
-		[ -n "$no_orphans" ] || [ "$(tcp_orphans)" != 0 ] || no_orphans=$((SECONDS - start))
-		[ $((SECONDS - start)) -lt $GONE_WAIT ] ||
-			fail "port $2 still bound $GONE_WAIT s after $1 was deleted (TCP orphans: $orphans then, $(tcp_orphans) now)"
-		sleep 0.1
-	done
-	note "port $2 unbound $((SECONDS - start)) s after $1 was deleted; TCP orphans: $orphans then, none left after ${no_orphans:-$((SECONDS - start))} s"
+	RELEASE_START=$SECONDS NO_ORPHANS=
+	wait_for $GONE_WAIT port_free_noting_orphans "$2" ||
+		fail "port $2 still bound $GONE_WAIT s after $1 was deleted (TCP orphans: $orphans then, $(tcp_orphans) now)"
+	note "port $2 unbound $((SECONDS - RELEASE_START)) s after $1 was deleted; TCP orphans: $orphans then, none left after ${NO_ORPHANS:-$((SECONDS - RELEASE_START))} s"
+}
+# port_free_noting_orphans PORT: port_free, for wait_for (which runs it in
+# this shell), noting in NO_ORPHANS when the orphans were first all gone.
+port_free_noting_orphans() {
+	[ -n "$NO_ORPHANS" ] || [ "$(tcp_orphans)" != 0 ] || NO_ORPHANS=$((SECONDS - RELEASE_START))
+	port_free "$1"
 }
 
 # ---- the scene -------------------------------------------------------------
