@@ -181,12 +181,15 @@ kill_bg_pids() {
 }
 
 vm_fork() {
-	local seen
+	local seen out
 	seen=$(dmesg | grep -c 'crng reseeded due to virtual machine fork')
 	# Fails with EAGAIN once it has done its work (see the module). By
 	# name: tools/vm-run installs the profile's build of tests/kmod.
-	modprobe vmfork_trigger 2>&1 | grep -q 'Resource temporarily unavailable' ||
-		{ echo "vm_fork: modprobe vmfork_trigger did not do its work"; return 1; }
+	out=$(modprobe vmfork_trigger 2>&1)
+	case $out in
+	*'Resource temporarily unavailable'*) ;;
+	*) echo "vm_fork: modprobe vmfork_trigger did not do its work: ${out:-no output}"; return 1 ;;
+	esac
 	[ "$(dmesg | grep -c 'crng reseeded due to virtual machine fork')" -gt "$seen" ] ||
 		{ echo "vm_fork: the kernel saw no VM fork"; return 1; }
 }
