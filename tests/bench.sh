@@ -189,7 +189,10 @@ topo_down() {
 
 # profiled IMPL WHAT CMD...: runs CMD; with perf=PATH, in the first round,
 # samples every CPU (cpu-clock: TCG has no PMU) for most of CMD's time and
-# keeps perf's report of the top kernel symbols for the end of the output.
+# keeps perf's report of the top kernel symbols for the end of the output;
+# the whole reports, each hot symbol with its callers and each function with
+# its callees' time included, go to the run's directory (tools/vm-run's
+# /wgrs) as perf-IMPL-WHAT.txt.
 profiled() {
 	local impl=$1 what=$2 rec
 	shift 2
@@ -204,6 +207,10 @@ profiled() {
 	wait $rec
 	perf_top "$D/perf.data" "== profile: $(impl_name "$impl"), $what (cpu-clock, all CPUs, self time)" \
 		>>"$D/profiles" || true
+	[ -w /wgrs ] && {
+		"$PERF" report -i "$D/perf.data" --stdio --no-children -g graph,0.5,callee --percent-limit 1
+		"$PERF" report -i "$D/perf.data" --stdio --children -g none --percent-limit 2
+	} >"/wgrs/perf-$impl-$(echo "$what" | tr -c 'A-Za-z0-9\n' -).txt" 2>/dev/null
 }
 impl_name() { case $1 in rs) echo ours ;; c) echo C ;; esac; }
 
