@@ -58,21 +58,32 @@ use kernel::prelude::*;
 /// Upstream's `WIREGUARD_VERSION`, whose protocol and interface we implement.
 const WIREGUARD_VERSION: &str = "1.0.0";
 
-/// Prints at `KERN_DEBUG`, unconditionally (upstream's `pr_debug` under
-/// `CONFIG_WIREGUARD_DEBUG`). The kselftest pairs these lines up.
+/// Whether the debug lines are printed: on a kernel built with
+/// `CONFIG_WIREGUARD_DEBUG`, as upstream's, or when loaded with `debug=1`
+/// (upstream's lines can also be turned on through dynamic debug, which
+/// Rust's printing lacks).
+fn debug_enabled() -> bool {
+    cfg!(CONFIG_WIREGUARD_DEBUG) || module_parameters::debug.value()
+}
+
+/// Prints at `KERN_DEBUG` when [`debug_enabled`] (upstream's `pr_debug`).
+/// The kselftest pairs these lines up.
 macro_rules! wg_debug {
     ($($arg:tt)*) => {
-        ::kernel::print_macro!(::kernel::print::format_strings::DEBUG, false, $($arg)*)
+        if $crate::debug_enabled() {
+            ::kernel::print_macro!(::kernel::print::format_strings::DEBUG, false, $($arg)*)
+        }
     };
 }
 pub(crate) use wg_debug;
 
 /// [`wg_debug!`], rate limited with the rest of the networking stack's
-/// messages (upstream's `net_dbg_ratelimited`): for per-packet lines.
+/// messages (upstream's `net_dbg_ratelimited`): for per-packet lines. Off,
+/// it costs no ratelimit check, as upstream's.
 macro_rules! wg_debug_ratelimited {
     ($($arg:tt)*) => {
-        if $crate::kapi::netdev::net_ratelimit() {
-            $crate::wg_debug!($($arg)*);
+        if $crate::debug_enabled() && $crate::kapi::netdev::net_ratelimit() {
+            ::kernel::print_macro!(::kernel::print::format_strings::DEBUG, false, $($arg)*)
         }
     };
 }
@@ -89,6 +100,10 @@ module! {
         run_selftests: bool {
             default: false,
             description: "Run the self-tests at load",
+        },
+        debug: bool {
+            default: false,
+            description: "Print the debug lines even without CONFIG_WIREGUARD_DEBUG",
         },
     },
 }
