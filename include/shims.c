@@ -606,6 +606,7 @@ int wgrs_ptr_ring_init(struct ptr_ring *ring, u32 size) { return ptr_ring_init(r
 void wgrs_ptr_ring_cleanup(struct ptr_ring *ring) { ptr_ring_cleanup(ring, NULL); }
 int wgrs_ptr_ring_produce_bh(struct ptr_ring *ring, void *ptr) { return ptr_ring_produce_bh(ring, ptr); }
 void *wgrs_ptr_ring_consume_bh(struct ptr_ring *ring) { return ptr_ring_consume_bh(ring); }
+bool wgrs_ptr_ring_empty_bh(struct ptr_ring *ring) { return ptr_ring_empty_bh(ring); }
 
 /* ---- work, timers, NAPI, CPUs ---- */
 

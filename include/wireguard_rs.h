@@ -166,6 +166,7 @@ int wgrs_ptr_ring_init(struct ptr_ring *ring, u32 size);
 void wgrs_ptr_ring_cleanup(struct ptr_ring *ring);
 int wgrs_ptr_ring_produce_bh(struct ptr_ring *ring, void *ptr);
 void *wgrs_ptr_ring_consume_bh(struct ptr_ring *ring);
+bool wgrs_ptr_ring_empty_bh(struct ptr_ring *ring);
 struct workqueue_struct *wgrs_alloc_workqueue(const char *prefix, const char *name, u32 flags);
 void wgrs_init_work(struct work_struct *work, work_func_t func);
 void *wgrs_alloc_percpu_works(size_t size, size_t align);

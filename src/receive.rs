@@ -31,7 +31,7 @@ use crate::kapi::rcu::{self, RcuArc, RcuPtr};
 use crate::kapi::skb::{InnerIpError, SkBuff};
 use crate::kapi::time;
 use crate::kapi::udp::Endpoint;
-use crate::kapi::work::WorkHandler;
+use crate::kapi::work::DrainHandler;
 use crate::messages::{
     message_data_len, CookieReply, DataHeader, Initiation, MessageType, Response,
     MAX_QUEUED_INCOMING_HANDSHAKES, MESSAGE_COOKIE_LEN, MESSAGE_DATA_HEADER_LEN,
@@ -118,15 +118,19 @@ pub(crate) fn drop_queued_handshakes(tunnel: &Tunnel) {
 /// (upstream `wg_packet_handshake_receive_worker`).
 pub(crate) struct HandshakeWorker;
 
-impl WorkHandler for HandshakeWorker {
+impl DrainHandler for HandshakeWorker {
     type Owner = Tunnel;
 
-    fn run(tunnel: RcuArc<Tunnel>) {
+    fn drain(tunnel: &RcuArc<Tunnel>) {
         while let Some(mut skb) = tunnel.handshake_ring.pop() {
-            receive_handshake(&tunnel, &mut skb);
+            receive_handshake(tunnel, &mut skb);
             tunnel.handshake_queue_len.fetch_sub(1, Relaxed);
             cpu::cond_resched();
         }
+    }
+
+    fn has_work(tunnel: &Tunnel) -> bool {
+        !tunnel.handshake_ring.is_empty()
     }
 }
 
@@ -345,10 +349,10 @@ fn decrypt(in_flight: &mut InFlight<Keypair<Peer>>) -> PacketState {
 /// (upstream `wg_packet_decrypt_worker`).
 pub(crate) struct DecryptWorker;
 
-impl WorkHandler for DecryptWorker {
+impl DrainHandler for DecryptWorker {
     type Owner = Tunnel;
 
-    fn run(tunnel: RcuArc<Tunnel>) {
+    fn drain(tunnel: &RcuArc<Tunnel>) {
         while let Some(mut in_flight) = tunnel.decrypt_ring.pop() {
             let state = decrypt(&mut in_flight);
             let peer = in_flight.key().peer().clone();
@@ -356,6 +360,10 @@ impl WorkHandler for DecryptWorker {
             schedule_delivery(&peer);
             cpu::cond_resched();
         }
+    }
+
+    fn has_work(tunnel: &Tunnel) -> bool {
+        !tunnel.decrypt_ring.is_empty()
     }
 }
 

@@ -15,7 +15,7 @@ use crate::kapi::queue::{InFlight, Packet, PacketState};
 use crate::kapi::rcu::{self, RcuArc};
 use crate::kapi::skb::{SkBuff, SkbQueue};
 use crate::kapi::time;
-use crate::kapi::work::WorkHandler;
+use crate::kapi::work::{DrainHandler, WorkHandler};
 use crate::messages::{
     message_data_len, DataHeader, HANDSHAKE_DSCP, MAX_STAGED_PACKETS, MESSAGE_PADDING_MULTIPLE,
     REKEY_TIMEOUT,
@@ -326,10 +326,10 @@ pub(crate) fn send_handshake_cookie(tunnel: &Tunnel, in_skb: &mut SkBuff, sender
 /// (upstream `wg_packet_encrypt_worker`).
 pub(crate) struct EncryptWorker;
 
-impl WorkHandler for EncryptWorker {
+impl DrainHandler for EncryptWorker {
     type Owner = Tunnel;
 
-    fn run(tunnel: RcuArc<Tunnel>) {
+    fn drain(tunnel: &RcuArc<Tunnel>) {
         while let Some(mut in_flight) = tunnel.encrypt_ring.pop() {
             let state = encrypt(&mut in_flight);
             let peer = in_flight.key().peer().clone();
@@ -337,5 +337,9 @@ impl WorkHandler for EncryptWorker {
             queueing::transmit(&peer);
             crate::kapi::cpu::cond_resched();
         }
+    }
+
+    fn has_work(tunnel: &Tunnel) -> bool {
+        !tunnel.encrypt_ring.is_empty()
     }
 }

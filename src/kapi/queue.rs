@@ -545,6 +545,12 @@ impl<K: Send + Sync> PacketRing<K> {
         self.ring.get()
     }
 
+    /// Whether no packet is waiting (`ptr_ring_empty_bh`).
+    pub(crate) fn is_empty(&self) -> bool {
+        // SAFETY: the ring is initialised.
+        unsafe { bindings::wgrs_ptr_ring_empty_bh(self.ring()) }
+    }
+
     /// Takes the next packet to process (`ptr_ring_consume_bh`).
     pub(crate) fn pop(&self) -> Option<InFlight<K>> {
         // SAFETY: the ring is initialised; entries are ours to take.
@@ -635,6 +641,12 @@ impl SkbRing {
             return Err(unsafe { SkBuff::from_raw(raw) });
         }
         Ok(())
+    }
+
+    /// Whether no buffer is waiting (`ptr_ring_empty_bh`).
+    pub(crate) fn is_empty(&self) -> bool {
+        // SAFETY: the ring is initialised.
+        unsafe { bindings::wgrs_ptr_ring_empty_bh(self.ring.get()) }
     }
 
     pub(crate) fn pop(&self) -> Option<SkBuff> {

@@ -14,17 +14,30 @@ use super::rcu::RcuArc;
 use core::{ffi::c_void, marker::PhantomData, ptr, ptr::NonNull};
 use kernel::{
     prelude::*,
-    sync::atomic::{Acquire, Atomic, Release},
+    sync::atomic::{Acquire, Atomic, Full, Relaxed, Release},
+    sync::barrier::smp_mb,
     types::Opaque,
 };
 
-/// What a [`Work`] or [`CpuWorkers`] runs.
+/// What a [`Work`] runs.
 pub(crate) trait WorkHandler: 'static {
     /// The object the work item lives in.
     type Owner: Send + Sync;
 
     /// Runs, in process context, with the reference the queuing took.
     fn run(owner: RcuArc<Self::Owner>);
+}
+
+/// What [`CpuWorkers`] run: each drains a queue they all share.
+pub(crate) trait DrainHandler: 'static {
+    /// The object the workers and their queue live in.
+    type Owner: Send + Sync;
+
+    /// Takes what is queued until it finds nothing left. Process context.
+    fn drain(owner: &RcuArc<Self::Owner>);
+
+    /// Whether anything is queued.
+    fn has_work(owner: &Self::Owner) -> bool;
 }
 
 /// A workqueue of our own; destroyed (after running what is queued) when
@@ -103,12 +116,13 @@ unsafe extern "C" fn run_work<H: WorkHandler>(work: *mut bindings::work_struct) 
 }
 
 impl RawWork {
-    fn init<H: WorkHandler>(slot: *mut Self) {
-        // SAFETY: `slot` is valid for writes (pin-init); the work is set up
-        // to call `run_work::<H>`, matching what `queue` promises.
+    /// Initialises `slot` to run `func`, which must take over the reference
+    /// that [`Self::queue`] hands each run.
+    fn init(slot: *mut Self, func: unsafe extern "C" fn(*mut bindings::work_struct)) {
+        // SAFETY: `slot` is valid for writes (pin-init).
         unsafe {
             ptr::addr_of_mut!((*slot).owner).write(Atomic::new(ptr::null_mut()));
-            bindings::wgrs_init_work(ptr::addr_of_mut!((*slot).work).cast(), Some(run_work::<H>));
+            bindings::wgrs_init_work(ptr::addr_of_mut!((*slot).work).cast(), Some(func));
         }
     }
 
@@ -161,7 +175,7 @@ impl<H: WorkHandler> Work<H> {
         // a marker.
         unsafe {
             pin_init::pin_init_from_closure(|slot: *mut Self| {
-                RawWork::init::<H>(slot.cast());
+                RawWork::init(slot.cast(), run_work::<H>);
                 Ok(())
             })
         }
@@ -185,54 +199,111 @@ impl<H: WorkHandler> Work<H> {
     }
 }
 
-/// One work item per possible CPU, all running `H`, inside an object
-/// `H::Owner` shared through `RcuArc`: the workers of a parallel stage.
+/// A CPU's worker: its work item, and whether it is draining.
+#[repr(C)]
+struct CpuWork {
+    /// First, so that the callback finds the rest from it.
+    raw: RawWork,
+    /// Set by the run while it drains; a kick that finds it set does not
+    /// queue the work item again.
+    draining: Atomic<bool>,
+}
+
+/// The `work_struct` callback of [`CpuWorkers`] with handler `H`: drains
+/// until the queue is empty with the flag clear, so that a kick skipped
+/// because the flag was set is never lost.
+///
+/// # Safety
+///
+/// As for [`run_work`]; `work` is also the start of a [`CpuWork`].
+unsafe extern "C" fn run_cpu_work<H: DrainHandler>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` starts a `repr(C)` `CpuWork`, which lives in the owner
+    // our counted reference keeps alive; queuing set `owner` and counted a
+    // reference for this run, which we take over.
+    let (this, owner) = unsafe {
+        let this = &*work.cast::<CpuWork>();
+        let owner = RcuArc::<H::Owner>::from_erased(NonNull::new_unchecked(this.raw.owner.load(Acquire)));
+        (this, owner)
+    };
+    loop {
+        this.draining.store(true, Relaxed);
+        H::drain(&owner);
+        // Full: the flag's clearing before the queue's check, against a
+        // kick's queuing before its read of the flag (see `kick`).
+        this.draining.xchg(false, Full);
+        if !H::has_work(&owner) {
+            break;
+        }
+    }
+}
+
+/// One worker per possible CPU, all running `H` over a queue they share,
+/// inside an object `H::Owner` shared through `RcuArc`: the workers of a
+/// parallel stage.
+///
+/// A worker already draining is not queued again (upstream's are): a work
+/// item queued while it runs goes on its pool's list, and for a
+/// CPU-intensive workqueue that wakes an idle kworker of the pool, which
+/// finds the item taken and sleeps again.
 ///
 /// # Invariants
 ///
-/// `works` is a per-CPU allocation of initialised [`RawWork`]s, freed on
+/// `works` is a per-CPU allocation of initialised [`CpuWork`]s, freed on
 /// drop. A `CpuWorkers` is only dropped with its owner, whose count is zero
 /// then: none of its works is queued (each queued one holds a reference).
-pub(crate) struct CpuWorkers<H: WorkHandler> {
+pub(crate) struct CpuWorkers<H: DrainHandler> {
     works: NonNull<c_void>,
     _handler: PhantomData<H>,
 }
 
 // SAFETY: the works are driven by the workqueue core.
-unsafe impl<H: WorkHandler> Send for CpuWorkers<H> {}
+unsafe impl<H: DrainHandler> Send for CpuWorkers<H> {}
 // SAFETY: as above.
-unsafe impl<H: WorkHandler> Sync for CpuWorkers<H> {}
+unsafe impl<H: DrainHandler> Sync for CpuWorkers<H> {}
 
-impl<H: WorkHandler> CpuWorkers<H> {
+impl<H: DrainHandler> CpuWorkers<H> {
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: no preconditions; returns NULL on failure.
-        let works = unsafe { bindings::wgrs_alloc_percpu_works(size_of::<RawWork>(), align_of::<RawWork>()) };
+        let works = unsafe { bindings::wgrs_alloc_percpu_works(size_of::<CpuWork>(), align_of::<CpuWork>()) };
         let works = NonNull::new(works).ok_or(ENOMEM)?;
         for cpu in super::cpu::possible() {
-            RawWork::init::<H>(Self::work_ptr(works, cpu));
+            let work = Self::work_ptr(works, cpu);
+            RawWork::init(work.cast(), run_cpu_work::<H>);
+            // SAFETY: a per-CPU slot of ours, valid for writes.
+            unsafe { ptr::addr_of_mut!((*work).draining).write(Atomic::new(false)) };
         }
         // INVARIANT: allocated and initialised above.
         Ok(CpuWorkers { works, _handler: PhantomData })
     }
 
-    fn work_ptr(works: NonNull<c_void>, cpu: u32) -> *mut RawWork {
+    fn work_ptr(works: NonNull<c_void>, cpu: u32) -> *mut CpuWork {
         // SAFETY: `works` is a per-CPU allocation and `cpu` a possible CPU.
         unsafe { bindings::wgrs_per_cpu_ptr(works.as_ptr(), cpu).cast() }
     }
 
-    /// Queues CPU `cpu`'s worker on `wq`, unless it is queued already;
-    /// `owner` must be the object the workers live in.
+    /// Makes sure CPU `cpu`'s worker will look at the queue after what the
+    /// caller just put there: queues it on `wq`, unless it is queued
+    /// already or draining. `owner` must be the object the workers live in.
+    /// Returns whether it was queued now.
     pub(crate) fn kick(&self, owner: &RcuArc<H::Owner>, wq: &Workqueue, cpu: u32) -> bool {
         if !owner.contains(self) || !super::cpu::is_possible(cpu) {
             return false;
         }
         // SAFETY: initialised for every possible CPU, alive while borrowed.
         let work = unsafe { &*Self::work_ptr(self.works, cpu) };
-        work.queue(owner, wq, cpu as i32)
+        // Full: the caller's queuing before the flag's read. Either the
+        // worker's exchange in `run_cpu_work` comes after this barrier and
+        // its check of the queue sees the new entry, or this read sees the
+        // flag cleared and queues the worker.
+        smp_mb(Full);
+        if work.draining.load(Relaxed) {
+            return false;
+        }
+        work.raw.queue(owner, wq, cpu as i32)
     }
 }
 
-impl<H: WorkHandler> Drop for CpuWorkers<H> {
+impl<H: DrainHandler> Drop for CpuWorkers<H> {
     fn drop(&mut self) {
         // SAFETY: by the type invariant none is queued; a run that is still
         // returning finished with its owner, and `flush` waits for it.
