@@ -208,8 +208,8 @@ profiled() {
 	perf_top "$D/perf.data" "== profile: $(impl_name "$impl"), $what (cpu-clock, all CPUs, self time)" \
 		>>"$D/profiles" || true
 	[ -w /wgrs ] && {
-		"$PERF" report -i "$D/perf.data" --stdio --no-children -g graph,0.5,callee --percent-limit 1
-		"$PERF" report -i "$D/perf.data" --stdio --children -g none --percent-limit 2
+		"$PERF" report -i "$D/perf.data" --stdio --no-children --sort sym -g graph,0.5,callee --percent-limit 0.5
+		"$PERF" report -i "$D/perf.data" --stdio --children --sort sym -g none --percent-limit 1
 	} >"/wgrs/perf-$impl-$(echo "$what" | tr -c 'A-Za-z0-9\n' -).txt" 2>/dev/null
 }
 impl_name() { case $1 in rs) echo ours ;; c) echo C ;; esac; }
