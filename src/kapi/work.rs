@@ -116,10 +116,15 @@ unsafe extern "C" fn run_work<H: WorkHandler>(work: *mut bindings::work_struct) 
 }
 
 impl RawWork {
-    /// Initialises `slot` to run `func`, which must take over the reference
-    /// that [`Self::queue`] hands each run.
-    fn init(slot: *mut Self, func: unsafe extern "C" fn(*mut bindings::work_struct)) {
-        // SAFETY: `slot` is valid for writes (pin-init).
+    /// Initialises `slot` to run `func`.
+    ///
+    /// # Safety
+    ///
+    /// `slot` must be valid for writes, and `func` must take over the
+    /// reference that [`Self::queue`] hands each run, to the object `slot`
+    /// lives in.
+    unsafe fn init(slot: *mut Self, func: unsafe extern "C" fn(*mut bindings::work_struct)) {
+        // SAFETY: `slot` is valid for writes, per the function's contract.
         unsafe {
             ptr::addr_of_mut!((*slot).owner).write(Atomic::new(ptr::null_mut()));
             bindings::wgrs_init_work(ptr::addr_of_mut!((*slot).work).cast(), Some(func));
@@ -172,7 +177,8 @@ unsafe impl<H: WorkHandler> Sync for Work<H> {}
 impl<H: WorkHandler> Work<H> {
     pub(crate) fn new() -> impl PinInit<Self> {
         // SAFETY: `RawWork::init` initialises every field; `Work` adds only
-        // a marker.
+        // a marker. The slot is valid for writes (pin-init), and `run_work`
+        // takes over each run's reference to the owner.
         unsafe {
             pin_init::pin_init_from_closure(|slot: *mut Self| {
                 RawWork::init(slot.cast(), run_work::<H>);
@@ -268,9 +274,12 @@ impl<H: DrainHandler> CpuWorkers<H> {
         let works = NonNull::new(works).ok_or(ENOMEM)?;
         for cpu in super::cpu::possible() {
             let work = Self::work_ptr(works, cpu);
-            RawWork::init(work.cast(), run_cpu_work::<H>);
-            // SAFETY: a per-CPU slot of ours, valid for writes.
-            unsafe { ptr::addr_of_mut!((*work).draining).write(Atomic::new(false)) };
+            // SAFETY: a per-CPU slot of ours, valid for writes; `run_cpu_work`
+            // takes over each run's reference to the owner.
+            unsafe {
+                RawWork::init(work.cast(), run_cpu_work::<H>);
+                ptr::addr_of_mut!((*work).draining).write(Atomic::new(false));
+            }
         }
         // INVARIANT: allocated and initialised above.
         Ok(CpuWorkers { works, _handler: PhantomData })
