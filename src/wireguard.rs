@@ -82,8 +82,9 @@ pub(crate) use wg_debug;
 /// it costs no ratelimit check, as upstream's.
 macro_rules! wg_debug_ratelimited {
     ($($arg:tt)*) => {
+        // Checked first, so that no line costs a ratelimit check when off.
         if $crate::debug_enabled() && $crate::kapi::netdev::net_ratelimit() {
-            ::kernel::print_macro!(::kernel::print::format_strings::DEBUG, false, $($arg)*)
+            $crate::wg_debug!($($arg)*)
         }
     };
 }
