@@ -26,6 +26,9 @@
 # Last, the kmemleak test scans for leaks if the kernel has kmemleak (the
 # kasan profile); on a kernel without it, it says so and is not counted.
 set -u
+# Progress lines (fd 3): this script's output, which a test's own output
+# (kept for its verdict) is not.
+exec 3>&1
 cd "$(dirname "$0")/.." || exit 1
 . tests/lib.sh
 
@@ -271,13 +274,15 @@ t_netns_move() {
 # 100 times down and up (wgb too, every tenth time); the tunnel works
 # afterwards.
 t_down_up_100() {
-	local i
+	local i t0=$SECONDS
 	begin
 	for i in $(seq 1 100); do
 		na ip link set wga down && na ip link set wga up || fail "wga down/up, round $i"
 		if [ $((i % 10)) = 0 ]; then
 			nb ip link set wgb down && nb ip link set wgb up || fail "wgb down/up, round $i"
 		fi
+		# Progress: on the kasan profile this takes some 20 minutes.
+		[ $((i % 25)) = 0 ] && echo "     down-up-100: $i rounds in $((SECONDS - t0)) s" >&3
 	done
 	tunnel_works
 	transfer
