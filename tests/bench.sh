@@ -6,6 +6,11 @@
 #   make bench [QUICK=1]       on the bench kernel profile (see the Makefile)
 #   tools/vm-run tests/bench.sh [quick] [rounds=N] [secs=S] [topos="lo veth"] [impls="rs c"]
 #                              [work="tcp1 tcpn udp ping flood"] [flood_rate=R] [perf=PATH]
+#                              [params="P=V ..."] [baseline="P=V ..."]
+#
+# params: module parameters for ours. baseline: the C column is ours again,
+# loaded with these parameters in place of the C driver: a same-boot A/B of
+# one of our parameters (e.g. baseline="debug=1").
 #
 # Rounds. The two modules cannot be loaded at once: each round loads ours,
 # runs everything, unloads it, then does the same with the C driver (A B A
@@ -58,12 +63,17 @@
 # by that round's AEAD limit (in Mbit/s): 1.0 would be a tunnel as fast as
 # one CPU can encrypt. The "vCPUs busy" rows give the share of all vCPUs'
 # time that was not idle while iperf3 ran (/proc/stat): near 100, the run
-# was bound by the CPUs, which both ends of the tunnel share here.
+# was bound by the CPUs, which both ends of the tunnel share here. The
+# "context switches" rows divide the machine's context switches during the
+# client's run (/proc/stat) by the work done: mostly wakeups of workers and
+# of the iperf3 processes. The UDP line of the log also gives the
+# datagrams/s sent and where the missing ones were dropped.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/perf-top.sh
 
 ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= WORK="tcp1 tcpn udp ping flood"
+PARAMS= BASELINE=
 FLOOD_RATE=1000
 for arg; do
 	case $arg in
@@ -76,7 +86,9 @@ for arg; do
 	perf=?*) PERF=${arg#*=} ;;
 	work=?*) WORK=${arg#*=} ;;
 	flood_rate=[0-9]*) FLOOD_RATE=${arg#*=} ;;
-	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"] [work=\"tcp1 tcpn udp ping flood\"] [flood_rate=R] [perf=PATH]" >&2; exit 2 ;;
+	params=*) PARAMS=${arg#*=} ;;
+	baseline=?*) BASELINE=${arg#*=} ;;
+	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"] [work=\"tcp1 tcpn udp ping flood\"] [flood_rate=R] [perf=PATH] [params=\"P=V ...\"] [baseline=\"P=V ...\"]" >&2; exit 2 ;;
 	esac
 done
 
@@ -96,7 +108,8 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 na() { ip netns exec $A "$@"; }
 nb() { ip netns exec $B "$@"; }
 add() { V[$1]="${V[$1]:-}${V[$1]:+ }$2"; }
-module_of() { case $1 in rs) echo wireguard_rs ;; c) echo wireguard ;; esac; }
+module_of() { case $1 in rs) echo wireguard_rs ;; c) [ -n "$BASELINE" ] && echo wireguard_rs || echo wireguard ;; esac; }
+params_of() { case $1 in rs) echo "$PARAMS" ;; c) echo "$BASELINE" ;; esac; }
 
 unload_all() {
 	local m i
@@ -212,7 +225,7 @@ profiled() {
 		"$PERF" report -i "$D/perf.data" --stdio --children --sort sym -g none --percent-limit 1
 	} >"/wgrs/perf-$impl-$(echo "$what" | tr -c 'A-Za-z0-9\n' -).txt" 2>/dev/null
 }
-impl_name() { case $1 in rs) echo ours ;; c) echo C ;; esac; }
+impl_name() { case $1 in rs) echo ours ;; c) [ -n "$BASELINE" ] && echo baseline || echo C ;; esac; }
 
 # ---- workloads ------------------------------------------------------------------
 
@@ -240,7 +253,8 @@ client() {
 	na timeout $((SECS + 60)) iperf3 -c $IP_B -J "$@" >"$D/$name.json" 2>"$D/$name.err"
 }
 
-# jget tcp FILE | jget udp FILE LEN: Mbit/s received, or datagrams/s received.
+# jget tcp FILE | jget udp FILE LEN | jget udp-sent FILE LEN: Mbit/s received,
+# datagrams/s received, or datagrams/s sent.
 jget() {
 	python3 - "$@" <<'EOF'
 import json, sys
@@ -254,6 +268,9 @@ if "error" in d:
 e = d["end"]
 if mode == "tcp":
     print("%.1f" % (e["sum_received"]["bits_per_second"] / 1e6))
+elif mode == "udp-sent":
+    s = e.get("sum_sent") or e["sum"]
+    print("%.0f" % (s["bytes"] / int(sys.argv[3]) / s["seconds"]))
 else:
     size = int(sys.argv[3])
     r = e.get("sum_received")
@@ -271,15 +288,18 @@ cpu_ticks() {
 	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
 }
 
+# context_switches: the machine's context switches since boot (/proc/stat).
+context_switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
+
 # measure IMPL TOPO KEY LABEL UNIT CLIENT-ARGS...
 measure() {
-	local impl=$1 topo=$2 key=$3 label=$4 unit=$5 mode=tcp v t0 t1
+	local impl=$1 topo=$2 key=$3 label=$4 unit=$5 mode=tcp v t0 t1 cs0 cs1
 	shift 5
 	case " $* " in *" -u "*) mode=udp ;; esac
 	server_start || return
-	t0=$(cpu_ticks)
+	t0=$(cpu_ticks) cs0=$(context_switches)
 	profiled "$impl" "$label ($topo)" client "$key" -t "$SECS" "$@"
-	t1=$(cpu_ticks)
+	t1=$(cpu_ticks) cs1=$(context_switches)
 	server_stop
 	if v=$(jget $mode "$D/$key.json" 64 2>"$D/jget.err"); then
 		add "$impl.$key.$topo" "$v"
@@ -287,6 +307,10 @@ measure() {
 		add "$impl.$key.busy.$topo" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {
 			split(a, x, " "); split(b, y, " ")
 			printf "%.0f", (y[2] > x[2]) ? (y[1] - x[1]) / (y[2] - x[2]) * 100 : 0 }')"
+		# Wakeups, roughly: the context switches of the whole machine per
+		# unit of work (datagram or Mbit), over the client's run.
+		add "$impl.$key.cs.$topo" "$(awk -v n=$((cs1 - cs0)) -v v="$v" -v s="$SECS" 'BEGIN {
+			printf "%.2f", (v > 0) ? n / s / v : 0 }')"
 		log "  $topo: $label $v $unit"
 		[ "$key" = tcp1 ] && [ -n "${AEAD_NOW:-}" ] &&
 			add "$impl.frac.$topo" "$(awk -v t="$v" -v a="$AEAD_NOW" 'BEGIN { printf "%.3f", t / (a * 8) }')"
@@ -295,12 +319,25 @@ measure() {
 	fi
 }
 
+# udp_rcvbuf_errors: UDP datagrams dropped for a full receive buffer, in $B.
+udp_rcvbuf_errors() {
+	nb awk '$1 == "Udp:" && !h { for (i = 2; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1; next }
+		$1 == "Udp:" { print $c }' /proc/net/snmp
+}
+
 udp() {
-	local impl=$1 topo=$2 rx0 rx1
+	local impl=$1 topo=$2 rx0 rx1 txd0 txd1 rbe0 rbe1
 	rx0=$(nb cat /sys/class/net/wg0/statistics/rx_packets)
+	txd0=$(na cat /sys/class/net/wg0/statistics/tx_dropped)
+	rbe0=$(udp_rcvbuf_errors)
 	measure "$impl" "$topo" udp "UDP 64 B" "datagrams/s received" -u -b 0 -l 64
 	rx1=$(nb cat /sys/class/net/wg0/statistics/rx_packets)
-	log "    (wg0 in $B: $(( (rx1 - rx0) / SECS )) packets/s received, over the whole run)"
+	txd1=$(na cat /sys/class/net/wg0/statistics/tx_dropped)
+	rbe1=$(udp_rcvbuf_errors)
+	# Where the datagrams the receiver missed went: what bounds the rate.
+	log "    (sent $(jget udp-sent "$D/udp.json" 64 2>/dev/null || echo '?') datagrams/s;" \
+		"wg0 in $B received $(( (rx1 - rx0) / SECS )) packets/s over the whole run;" \
+		"dropped: $((txd1 - txd0)) by wg0 in $A, $((rbe1 - rbe0)) for a full receive buffer in $B)"
 }
 
 latency() {
@@ -415,11 +452,12 @@ slot() {
 	local round=$1 impl=$2 module topo
 	module=$(module_of "$impl")
 	unload_all || return
-	if ! modprobe "$module"; then
-		log "round $round/$ROUNDS $impl: modprobe $module failed"
+	# shellcheck disable=SC2046 # the parameters are words
+	if ! modprobe "$module" $(params_of "$impl"); then
+		log "round $round/$ROUNDS $impl: modprobe $module $(params_of "$impl") failed"
 		return
 	fi
-	log "round $round/$ROUNDS: $impl ($module)"
+	log "round $round/$ROUNDS: $impl ($module $(params_of "$impl"))"
 	AEAD_NOW=
 	aead "$impl"
 	for topo in $TOPOS; do
@@ -507,8 +545,8 @@ ahead() { # ahead KEY BETTER: "k/n", the rounds in which ours beat C's run of th
 	}'
 }
 row() { # row LABEL KEY FMT [lower]: lower when a lower figure is better
-	printf '%-44s | %10s | %10s | %6s | %5s | ours %s, C %s\n' "$1" "$(cell rs "$2" "$3")" \
-		"$(cell c "$2" "$3")" "$(ratio "$2")" "$(ahead "$2" "${4:-higher}")" "$(spread rs "$2")" "$(spread c "$2")"
+	printf '%-44s | %10s | %10s | %6s | %5s | ours %s, %s %s\n' "$1" "$(cell rs "$2" "$3")" \
+		"$(cell c "$2" "$3")" "$(ratio "$2")" "$(ahead "$2" "${4:-higher}")" "$(spread rs "$2")" "$CNAME" "$(spread c "$2")"
 }
 
 echo
@@ -517,11 +555,14 @@ for k in $(printf '%s\n' "${!V[@]}" | sort); do
 	printf '  %-16s %s\n' "$k" "${V[$k]}"
 done
 echo
+CNAME=C
+[ -n "$BASELINE" ] && CNAME=base
 echo "bench ($MODE): median of $ROUNDS round(s), $SECS s per workload; spread = (max - min) / median;"
 echo "higher is better but for ping and loss (lower is better); ahead = rounds in which ours beat C's"
 echo "run of the same round"
 echo "machine: $MACHINE"
-printf '%-44s | %10s | %10s | %6s | %5s | %s\n' metric ours C ours/C ahead spread
+[ -n "$BASELINE" ] && echo "C column: the baseline, ours loaded with $BASELINE (ours: ${PARAMS:-default parameters})"
+printf '%-44s | %10s | %10s | %6s | %5s | %s\n' metric ours "$CNAME" "ours/$CNAME" ahead spread
 printf '%s\n' "---------------------------------------------+------------+------------+--------+-------+---------------------"
 for topo in $TOPOS; do
 	row "TCP 1 stream, Mbit/s ($topo)" "tcp1.$topo" '%.1f'
@@ -532,6 +573,8 @@ for topo in $TOPOS; do
 	row "TCP 1 stream / AEAD limit ($topo)" "frac.$topo" '%.3f'
 	row "  vCPUs busy during TCP 1 stream, % ($topo)" "tcp1.busy.$topo" '%.0f'
 	row "  vCPUs busy during UDP 64 B, % ($topo)" "udp.busy.$topo" '%.0f'
+	row "  context switches per Mbit, TCP 1 stream ($topo)" "tcp1.cs.$topo" '%.2f' lower
+	row "  context switches per datagram, UDP 64 B ($topo)" "udp.cs.$topo" '%.2f' lower
 	row "handshakes/s under flood ($topo)" "hs.$topo" '%.1f'
 	row "  flooder: responses/s received ($topo)" "fresp.$topo" '%.1f'
 	row "  flooder: initiations/s sent ($topo)" "fsent.$topo" '%.0f'
