@@ -106,12 +106,9 @@ struct RawWork {
 /// `work` must be the `work` of a [`RawWork`] that was queued by
 /// [`RawWork::queue`] for `H`, which handed the run a counted reference.
 unsafe extern "C" fn run_work<H: WorkHandler>(work: *mut bindings::work_struct) {
-    // SAFETY: `work` is the first field of a `repr(C)` `RawWork`; queuing set
-    // `owner` and counted a reference for this run, which we take over.
-    let owner = unsafe {
-        let raw = &*work.cast::<RawWork>();
-        RcuArc::<H::Owner>::from_erased(NonNull::new_unchecked(raw.owner.load(Acquire)))
-    };
+    // SAFETY: `work` is the first field of a `repr(C)` `RawWork`, queued for
+    // `H`, whose run this is.
+    let owner = unsafe { (*work.cast::<RawWork>()).take_owner::<H::Owner>() };
     H::run(owner);
 }
 
@@ -129,6 +126,20 @@ impl RawWork {
             ptr::addr_of_mut!((*slot).owner).write(Atomic::new(ptr::null_mut()));
             bindings::wgrs_init_work(ptr::addr_of_mut!((*slot).work).cast(), Some(func));
         }
+    }
+
+    /// Takes over the counted reference to the owner that queuing handed
+    /// the pending run.
+    ///
+    /// # Safety
+    ///
+    /// The work must have been queued with an owner of type `T`, and the
+    /// run's reference not taken yet: by the run itself, or by a cancel
+    /// that dequeued it.
+    unsafe fn take_owner<T: Send + Sync>(&self) -> RcuArc<T> {
+        // SAFETY: per the contract, `queue` set `owner` and counted a
+        // reference for this run, not yet taken.
+        unsafe { RcuArc::from_erased(NonNull::new_unchecked(self.owner.load(Acquire))) }
     }
 
     /// Queues the work on `cpu` (or any, for `WORK_CPU_UNBOUND`) of `wq`,
@@ -153,8 +164,8 @@ impl RawWork {
         // SAFETY: the work is initialised and, being borrowed, alive.
         if unsafe { bindings::cancel_work_sync(self.work.get().cast()) } {
             // The cancelled run's reference is ours to drop.
-            // SAFETY: a queued run had `owner` set and counted.
-            drop(unsafe { RcuArc::<T>::from_erased(NonNull::new_unchecked(self.owner.load(Acquire))) });
+            // SAFETY: it was queued for `T`, and the cancel dequeued it.
+            drop(unsafe { self.take_owner::<T>() });
         }
     }
 }
@@ -224,12 +235,11 @@ struct CpuWork {
 /// As for [`run_work`]; `work` is also the start of a [`CpuWork`].
 unsafe extern "C" fn run_cpu_work<H: DrainHandler>(work: *mut bindings::work_struct) {
     // SAFETY: `work` starts a `repr(C)` `CpuWork`, which lives in the owner
-    // our counted reference keeps alive; queuing set `owner` and counted a
-    // reference for this run, which we take over.
+    // our counted reference keeps alive; it was queued for `H`, and this is
+    // its run.
     let (this, owner) = unsafe {
         let this = &*work.cast::<CpuWork>();
-        let owner = RcuArc::<H::Owner>::from_erased(NonNull::new_unchecked(this.raw.owner.load(Acquire)));
-        (this, owner)
+        (this, this.raw.take_owner::<H::Owner>())
     };
     loop {
         this.draining.store(true, Relaxed);
