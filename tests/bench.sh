@@ -92,6 +92,10 @@ for arg; do
 	esac
 done
 
+# What the C column runs: the C driver, or ours with the baseline's parameters.
+C_MODULE=wireguard C_NAME=C
+[ -n "$BASELINE" ] && C_MODULE=wireguard_rs C_NAME=base
+
 NCPU=$(nproc)
 A=wgbench-a B=wgbench-b F=wgbench-f
 FLOOD_PEERS=256 FLOOD_SRC=256
@@ -108,7 +112,7 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 na() { ip netns exec $A "$@"; }
 nb() { ip netns exec $B "$@"; }
 add() { V[$1]="${V[$1]:-}${V[$1]:+ }$2"; }
-module_of() { case $1 in rs) echo wireguard_rs ;; c) [ -n "$BASELINE" ] && echo wireguard_rs || echo wireguard ;; esac; }
+module_of() { case $1 in rs) echo wireguard_rs ;; c) echo "$C_MODULE" ;; esac; }
 params_of() { case $1 in rs) echo "$PARAMS" ;; c) echo "$BASELINE" ;; esac; }
 
 unload_all() {
@@ -225,7 +229,7 @@ profiled() {
 		"$PERF" report -i "$D/perf.data" --stdio --children --sort sym -g none --percent-limit 1
 	} >"/wgrs/perf-$impl-$(echo "$what" | tr -c 'A-Za-z0-9\n' -).txt" 2>/dev/null
 }
-impl_name() { case $1 in rs) echo ours ;; c) [ -n "$BASELINE" ] && echo baseline || echo C ;; esac; }
+impl_name() { case $1 in rs) echo ours ;; c) echo "$C_NAME" ;; esac; }
 
 # ---- workloads ------------------------------------------------------------------
 
@@ -449,15 +453,15 @@ workloads() {
 }
 
 slot() {
-	local round=$1 impl=$2 module topo
-	module=$(module_of "$impl")
+	local round=$1 impl=$2 module params topo
+	module=$(module_of "$impl") params=$(params_of "$impl")
 	unload_all || return
-	# shellcheck disable=SC2046 # the parameters are words
-	if ! modprobe "$module" $(params_of "$impl"); then
-		log "round $round/$ROUNDS $impl: modprobe $module $(params_of "$impl") failed"
+	# shellcheck disable=SC2086 # the parameters are words
+	if ! modprobe "$module" $params; then
+		log "round $round/$ROUNDS $impl: modprobe $module $params failed"
 		return
 	fi
-	log "round $round/$ROUNDS: $impl ($module $(params_of "$impl"))"
+	log "round $round/$ROUNDS: $impl ($module $params)"
 	AEAD_NOW=
 	aead "$impl"
 	for topo in $TOPOS; do
@@ -546,7 +550,7 @@ ahead() { # ahead KEY BETTER: "k/n", the rounds in which ours beat C's run of th
 }
 row() { # row LABEL KEY FMT [lower]: lower when a lower figure is better
 	printf '%-44s | %10s | %10s | %6s | %5s | ours %s, %s %s\n' "$1" "$(cell rs "$2" "$3")" \
-		"$(cell c "$2" "$3")" "$(ratio "$2")" "$(ahead "$2" "${4:-higher}")" "$(spread rs "$2")" "$CNAME" "$(spread c "$2")"
+		"$(cell c "$2" "$3")" "$(ratio "$2")" "$(ahead "$2" "${4:-higher}")" "$(spread rs "$2")" "$C_NAME" "$(spread c "$2")"
 }
 
 echo
@@ -555,14 +559,12 @@ for k in $(printf '%s\n' "${!V[@]}" | sort); do
 	printf '  %-16s %s\n' "$k" "${V[$k]}"
 done
 echo
-CNAME=C
-[ -n "$BASELINE" ] && CNAME=base
 echo "bench ($MODE): median of $ROUNDS round(s), $SECS s per workload; spread = (max - min) / median;"
 echo "higher is better but for ping and loss (lower is better); ahead = rounds in which ours beat C's"
 echo "run of the same round"
 echo "machine: $MACHINE"
 [ -n "$BASELINE" ] && echo "C column: the baseline, ours loaded with $BASELINE (ours: ${PARAMS:-default parameters})"
-printf '%-44s | %10s | %10s | %6s | %5s | %s\n' metric ours "$CNAME" "ours/$CNAME" ahead spread
+printf '%-44s | %10s | %10s | %6s | %5s | %s\n' metric ours "$C_NAME" "ours/$C_NAME" ahead spread
 printf '%s\n' "---------------------------------------------+------------+------------+--------+-------+---------------------"
 for topo in $TOPOS; do
 	row "TCP 1 stream, Mbit/s ($topo)" "tcp1.$topo" '%.1f'
