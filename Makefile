@@ -62,7 +62,8 @@ check-lifecycle: module
 # kselftest', names from tests/suite.sh), then unloads the module and runs a
 # kmemleak scan (tests/check-debug.sh); check-faults sweeps
 # allocation failures over device creation and a setconf of PEERS peers and
-# fails allocations at random under traffic (tests/fault-inject.sh). KASAN
+# fails allocations at random under traffic (tests/fault-inject.sh;
+# TESTS='setconf*' picks tests, REQUESTS=A-B the setconf requests swept). KASAN
 # makes every exec in the TCG guest several times slower: hence the timeout.
 # KASAN's shadow takes an eighth of the guest's memory: hence VM_MEM.
 DEBUG_ENV := WGRS_KERNEL_PROFILE=kasan VM_MEM=$${VM_MEM:-3072}
@@ -74,7 +75,7 @@ check-debug: debug-modules
 	$(DEBUG_ENV) VM_APPEND='$(CHECK_APPEND)' VM_TIMEOUT=$${VM_TIMEOUT:-10800} tools/vm-run tests/check-debug.sh $(SUITES)
 
 check-faults: debug-modules
-	$(DEBUG_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/fault-inject.sh $(or $(PEERS),1000) $(or $(CHECK_EVERY),1)
+	$(DEBUG_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-7200} tools/vm-run tests/fault-inject.sh $(or $(PEERS),1000) $(or $(CHECK_EVERY),1) '$(TESTS)' '$(REQUESTS)'
 
 # Two guests on one QEMU network: the C driver in A, ours in B (swap them
 # with IMPL_A=rs IMPL_B=c).

@@ -3,6 +3,7 @@
 
   fault-inject.py setconf IFNAME PEERS [--check-every K] [--c-partial-ok] [--log FILE]
                   [--progress-fd FD]   (a line every 100 points, on FD)
+                  [--requests A-B]     (sweep only requests A to B, from 1)
   fault-inject.py newlink IFNAME [--log FILE]
   fault-inject.py privkey IFNAME OLD_B64 NEW_B64 PEER_CMD [--log FILE]
   fault-inject.py arm MODULE        (prints the module's text range; sets the
@@ -67,6 +68,10 @@ failing request's peers (REMOVE_ME, no injection) and retries the request
 with the next N; the point numbers are counted over the whole operation.
 The full dump is checked at every step of the first and last request and
 every K-th step otherwise (--check-every, default 1).
+--requests A-B sweeps only those requests (a long sweep split over several
+runs); the others are applied without injection, in order, with their
+allocations counted (fail-nth set beyond reach), so that point numbers
+stay those of the whole operation.
 
 newlink: RTM_NEWLINK of a "wireguard" link IFNAME. After each injected
 failure: an error (ENOMEM/ENOBUFS, or the core's EINVAL above) and no IFNAME
@@ -279,6 +284,10 @@ def kobject_name_point(dumps):
         'kobject_set_name_vargs', 'dev_set_name', 'netdev_register_kobject'))
 
 
+# fail-nth beyond any operation's count of allocations: counts them, fails none.
+UNREACHED = 1 << 30
+
+
 class FailNth:
     def __init__(self):
         self.fd = os.open('/proc/thread-self/fail-nth', os.O_RDWR)
@@ -370,10 +379,14 @@ def complete(p, st):
             st['keepalive'] == p.keepalive)
 
 
-def cmd_setconf(ifname, npeers, check_every, partial_ok, log=None):
+def cmd_setconf(ifname, npeers, check_every, partial_ok, log=None, swept=None):
     rng = random.Random(7)
     peers = [Peer(i, rng) for i in range(npeers)]
     msgs = setconf_messages(ifname, peers, rng.randbytes(32))
+    first, last = swept or (1, len(msgs))
+    if not 1 <= first <= last <= len(msgs):
+        print('--requests %d-%d: the operation has requests 1-%d' % (first, last, len(msgs)))
+        return 2
     sock = genl.open_socket()
     sock.settimeout(300)
     family = struct.unpack('=H', genl.resolve_family(sock, 'wireguard')['FAMILY_ID'])[0]
@@ -384,11 +397,17 @@ def cmd_setconf(ifname, npeers, check_every, partial_ok, log=None):
     by_key = {p.key: p for p in peers}
     violations, ends = [], {}
     partial = 0
-    base = steps = checks = 0
+    base = steps = checks = swept_points = 0
 
     def violation(text):
         violations.append(text)
         print('VIOLATION: ' + text, flush=True)
+
+    def failed_uninjected(m, err):
+        violation('request %d failed (%s) without an injected fault' % (
+            m + 1, genl.ERRNO_NAMES.get(err, err)))
+        faults.close()
+        return report('setconf', base, swept_points, steps, checks, ends, violations, partial)
 
     def check(applied, failing, point, allow_partial):
         """The dump against: requests < APPLIED fully there; of request
@@ -434,6 +453,18 @@ def cmd_setconf(ifname, npeers, check_every, partial_ok, log=None):
 
     undo(0)
     for m, (attrs, mpeers) in enumerate(msgs):
+        if not first <= m + 1 <= last:
+            fn.set(UNREACHED)
+            try:
+                genl.transact(sock, family, genl.WG_CMD_SET_DEVICE, req, attrs)
+            except genl.KernelError as e:
+                return failed_uninjected(m, e.err)
+            made = UNREACHED - fn.left()
+            fn.set(0)
+            base += made
+            print('request %d of %d: %d peers, %d points, not swept' % (
+                m + 1, len(msgs), len(mpeers), made), flush=True)
+            continue
         n = 1
         while True:
             fn.set(n)
@@ -448,11 +479,9 @@ def cmd_setconf(ifname, npeers, check_every, partial_ok, log=None):
             if left != 0:
                 # Not injected: request m makes n - 1 allocations.
                 if err:
-                    violation('request %d failed (%s) without an injected fault' % (
-                        m, genl.ERRNO_NAMES.get(err, err)))
-                    faults.close()
-                    return report('setconf', base, steps, checks, ends, violations, partial)
+                    return failed_uninjected(m, err)
                 base += n - 1
+                swept_points += n - 1
                 break
             point = base + n
             if point % 100 == 0:
@@ -483,8 +512,10 @@ def cmd_setconf(ifname, npeers, check_every, partial_ok, log=None):
     done = sum(1 for p in peers if p.key in state and complete(p, state[p.key]))
     if done != len(peers):
         violation('after the sweep: %d of %d peers complete' % (done, len(peers)))
-    return report('setconf of %d peers in %d requests' % (npeers, len(msgs)), base, steps, checks,
-                  ends, violations, partial)
+    what = 'setconf of %d peers in %d requests' % (npeers, len(msgs))
+    if (first, last) != (1, len(msgs)):
+        what += ', requests %d-%d swept' % (first, last)
+    return report(what, base, swept_points, steps, checks, ends, violations, partial)
 
 
 PROGRESS_FD = None
@@ -497,10 +528,11 @@ def progress(text):
         os.write(PROGRESS_FD, ('[%s] %s\n' % (time.strftime('%H:%M:%S'), text)).encode())
 
 
-def report(what, points, steps, checks, ends, violations, partial):
-    print('%s: %d injection points, all swept (%d runs, %d dumps checked); injected failures '
+def report(what, points, swept, steps, checks, ends, violations, partial):
+    scope = 'all swept' if swept == points else '%d of them swept' % swept
+    print('%s: %d injection points, %s (%d runs, %d dumps checked); injected failures '
           'ended: %s; partially applied peers (allowed for C): %d; violations: %d' % (
-              what, points, steps, checks,
+              what, points, scope, steps, checks,
               ', '.join('%s %d' % kv for kv in sorted(ends.items())) or 'none',
               partial, len(violations)))
     return 1 if violations else 0
@@ -578,7 +610,7 @@ def cmd_privkey(ifname, old_b64, new_b64, peer_cmd, log=None):
     faults.close()
     for v in violations:
         print('VIOLATION: ' + v)
-    return report('private key', n - 1, n, n - 1, ends, violations, 0)
+    return report('private key', n - 1, n - 1, n, n - 1, ends, violations, 0)
 
 
 # ---- newlink -----------------------------------------------------------------
@@ -666,7 +698,7 @@ def cmd_newlink(ifname, log=None):
     faults.close()
     for v in violations:
         print('VIOLATION: ' + v)
-    return report('newlink', n - 1, n, n - 1, ends, violations, 0)
+    return report('newlink', n - 1, n - 1, n, n - 1, ends, violations, 0)
 
 
 def opt_log(a):
@@ -687,7 +719,11 @@ def main():
         return 0
     if a[0] == 'setconf' and len(a) >= 3:
         k = int(a[a.index('--check-every') + 1]) if '--check-every' in a else 1
-        return cmd_setconf(a[1], int(a[2]), k, '--c-partial-ok' in a, opt_log(a))
+        swept = None
+        if '--requests' in a:
+            lo, _, hi = a[a.index('--requests') + 1].partition('-')
+            swept = (int(lo), int(hi or lo))
+        return cmd_setconf(a[1], int(a[2]), k, '--c-partial-ok' in a, opt_log(a), swept)
     if a[0] == 'privkey' and len(a) in (5, 7):
         return cmd_privkey(a[1], a[2], a[3], a[4], opt_log(a))
     if a[0] == 'newlink' and len(a) in (2, 4):

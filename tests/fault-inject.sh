@@ -3,10 +3,12 @@
 # limited to allocations with the module under test ($IMPL) on the stack.
 # Needs the kasan kernel profile (make check-faults).
 #
-#   tools/vm-run tests/fault-inject.sh [PEERS [CHECK_EVERY [TESTS]]]
+#   tools/vm-run tests/fault-inject.sh [PEERS [CHECK_EVERY [TESTS [REQUESTS]]]]
 #
 # TESTS: name globs, separated by spaces, of the tests to run (e.g.
-# 'newlink* private*'); all by default.
+# 'newlink* private*'); all by default. REQUESTS: A-B, the setconf requests
+# to sweep (from 1; the others are applied without injection), to split the
+# 1000-peer sweep (39 requests, hours on the kasan profile) over runs.
 #   newlink   fail-nth swept over every allocation of RTM_NEWLINK
 #             (tests/fault-inject.py newlink);
 #   setconf   fail-nth swept over every allocation of a `wg setconf` of PEERS
@@ -37,6 +39,7 @@ PEERS=${1:-1000}
 CHECK_EVERY=${2:-1}
 # shellcheck disable=SC2206
 [ -n "${3:-}" ] && { set -f; T_ONLY=($3); set +f; }
+REQUESTS=${4:+--requests $4}
 DBG=/sys/kernel/debug
 # The sweep's progress lines (fd 3): this script's output, which a test's
 # own output (kept for its verdict) is not.
@@ -156,14 +159,14 @@ t_setconf() {
 	[ "$IMPL" = c ] && partial=--c-partial-ok
 	expect_ok ip link add wg0 type wireguard
 	expect_ok python3 tests/fault-inject.py setconf wg0 "$PEERS" --check-every "$CHECK_EVERY" $partial \
-		--log "$(points_log setconf)" --progress-fd 3
+		--log "$(points_log setconf)" --progress-fd 3 $REQUESTS
 	note "$(tail -n 1 <<<"$T_OUT")"
 	expect_ok tunnel_up wg0
 	tunnel_works || fail "no ping through wg0 after the sweep"
 	expect_eq "$(wg show wg0 peers | wc -l)" $((PEERS + 1)) "peers on wg0"
 	log_check
 }
-run_test "setconf of $PEERS peers: every allocation failed once" t_setconf
+run_test "setconf of $PEERS peers: every allocation${4:+ of requests $4} failed once" t_setconf
 
 # The private key alone: the key the dump shows must be the one the device
 # answers handshakes with, whatever allocation failed.
