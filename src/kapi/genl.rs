@@ -541,9 +541,10 @@ impl AttrBuf<'_> {
     fn write(&mut self, at: usize, bytes: &[u8]) {
         let end = at.saturating_add(bytes.len());
         if let Some(dst) = self.room.get_mut(at..end) {
-            for (d, s) in dst.iter_mut().zip(bytes) {
-                d.write(*s);
-            }
+            // SAFETY: `dst` is `bytes.len()` bytes of the room we borrow
+            // exclusively, so valid for writes and disjoint from `bytes`;
+            // `MaybeUninit<u8>` has the layout of `u8`.
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.as_mut_ptr().cast(), bytes.len()) };
         }
     }
 
@@ -558,8 +559,9 @@ impl AttrBuf<'_> {
             return Err(EMSGSIZE);
         }
         let at = self.len;
-        self.write(at, &(len as u16).to_ne_bytes());
-        self.write(at + 2, &kind.to_ne_bytes());
+        let [l0, l1] = (len as u16).to_ne_bytes();
+        let [k0, k1] = kind.to_ne_bytes();
+        self.write(at, &[l0, l1, k0, k1]);
         self.write(at + len, &[0; NLA_ALIGNTO][..end - at - len]);
         // INVARIANT: the caller writes the payload before anything else.
         self.len = end;
