@@ -6,8 +6,10 @@
 #   make bench [QUICK=1]       on the bench kernel profile (see the Makefile)
 #   tools/vm-run tests/bench.sh [quick] [rounds=N] [secs=S] [topos="lo veth"] [impls="rs c"]
 #                              [work="tcp1 tcpn udp ping flood"] [flood_rate=R] [perf=PATH]
-#                              [params="P=V ..."] [baseline="P=V ..."]
+#                              [perf_hz=F] [params="P=V ..."] [baseline="P=V ..."]
 #
+# perf_hz: perf's sampling rate (its default, 4000 Hz, takes a large share
+# of a TCG guest's CPU time and distorts what it measures).
 # params: module parameters for ours. baseline: the C column is ours again,
 # loaded with these parameters in place of the C driver: a same-boot A/B of
 # one of our parameters (e.g. baseline="debug=1").
@@ -55,6 +57,22 @@
 #                     floods); also the flooder's initiations/s sent, the
 #                     responses and cookie replies it received, and the
 #                     ping's loss.
+# The ceiling. With tcp1 in the work, each slot also measures, over a bare
+# veth pair (MTU 1420, no tunnel; the driver loaded but unused), what a
+# tunnel's packets cost besides the crypto, and from it estimates the most
+# a tunnel could carry on these vCPUs: TCP 1 stream (what the inner TCP
+# costs: its segments are as large as through the tunnel, which
+# segments them and merges them again with GRO), and UDP 1392 B datagrams
+# at full rate (the outer path: one UDP datagram per MTU-sized packet each
+# way). Each costs, per Mbit/s, its busy share of all vCPUs over its
+# throughput; the crypto costs one encryption and one decryption per byte
+# at the AEAD limit:
+#   ceiling = NCPU / (tcp_busy * NCPU / tcp + udp_busy * NCPU / udp + 2 / aead)
+# in Mbit/s. It leaves out the queues, the wakeups and the per-packet work of
+# the tunnel itself, and counts iperf3's copies twice: an estimate, not a
+# bound. "ceiling / AEAD limit" is where "TCP 1 stream / AEAD limit" would
+# stand if the tunnel cost nothing but its crypto and its outer packets.
+#
 # The AEAD limit, measured in each round with each driver loaded (the same
 # library both times: the two figures show how steady the machine was):
 # tests/kmod/aead_bench.ko times lib/crypto's chacha20poly1305_encrypt() over
@@ -72,7 +90,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/perf-top.sh
 
-ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= WORK="tcp1 tcpn udp ping flood"
+ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= PERF_HZ= WORK="tcp1 tcpn udp ping flood"
 PARAMS= BASELINE=
 FLOOD_RATE=1000
 for arg; do
@@ -84,11 +102,12 @@ for arg; do
 	topos=*) TOPOS=${arg#*=} ;;
 	impls=*) IMPLS=${arg#*=} ;;
 	perf=?*) PERF=${arg#*=} ;;
+	perf_hz=[1-9]*) PERF_HZ=${arg#*=} ;;
 	work=?*) WORK=${arg#*=} ;;
 	flood_rate=[0-9]*) FLOOD_RATE=${arg#*=} ;;
 	params=*) PARAMS=${arg#*=} ;;
 	baseline=?*) BASELINE=${arg#*=} ;;
-	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"] [work=\"tcp1 tcpn udp ping flood\"] [flood_rate=R] [perf=PATH] [params=\"P=V ...\"] [baseline=\"P=V ...\"]" >&2; exit 2 ;;
+	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"] [work=\"tcp1 tcpn udp ping flood\"] [flood_rate=R] [perf=PATH] [perf_hz=F] [params=\"P=V ...\"] [baseline=\"P=V ...\"]" >&2; exit 2 ;;
 	esac
 done
 
@@ -156,6 +175,24 @@ aead() {
 	log "  AEAD limit (1 CPU): $mbs MB/s at 1420 B ($(awk -v m="$mbs" 'BEGIN { printf "%.0f", m * 8 }') Mbit/s), ${bps:-n/a} buffers/s at 64 B"
 }
 
+# ceiling IMPL: the runs without a tunnel, and the ceiling (see above).
+ceiling() {
+	local impl=$1 tcp tcp_busy udp udp_busy
+	topo_up bare || { log "  bare veth: setup failed, skipped"; topo_down; return; }
+	measure "$impl" bare tcp1 "TCP 1 stream without a tunnel" Mbit/s
+	measure "$impl" bare udpmtu "UDP 1392 B without a tunnel" datagrams/s -u -b 0 -l 1392
+	topo_down
+	tcp=$(last "$impl.tcp1.bare") tcp_busy=$(last "$impl.tcp1.busy.bare")
+	udp=$(last "$impl.udpmtu.bare") udp_busy=$(last "$impl.udpmtu.busy.bare")
+	[ -n "$tcp" ] && [ -n "$udp" ] && [ -n "${AEAD_NOW:-}" ] || return 0
+	add "$impl.ceil" "$(awk -v n="$NCPU" -v t="$tcp" -v tb="$tcp_busy" -v u="$udp" -v ub="$udp_busy" \
+		-v a="$AEAD_NOW" 'BEGIN {
+		a *= 8; u *= 1392 * 8 / 1e6
+		c = n / (tb / 100 * n / t + ub / 100 * n / u + 2 / a); printf "%.3f", c / a }')"
+	log "  ceiling of a tunnel here: $(last "$impl.ceil") of the AEAD limit"
+}
+last() { local v=${V[$1]:-}; echo "${v##* }"; }
+
 # ---- topologies -----------------------------------------------------------------
 
 topo_up() {
@@ -175,6 +212,14 @@ topo_up() {
 			ip -n $A link set veth0 up && ip -n $B link set veth0 up &&
 			ip -n $A link add wg0 type wireguard && ip -n $B link add wg0 type wireguard || return 1
 		ep_a=10.10.0.1:$PORT_A ep_b=10.10.0.2:$PORT_B
+		;;
+	bare)
+		# No tunnel: the tunnel's addresses on a veth pair of its MTU.
+		ip -n $A link add veth0 mtu 1420 type veth peer name veth0 mtu 1420 netns $B &&
+			ip -n $A addr add $IP_A/24 dev veth0 && ip -n $B addr add $IP_B/24 dev veth0 &&
+			ip -n $A link set veth0 up && ip -n $B link set veth0 up || return 1
+		na ping -n -c 1 -W 5 $IP_B >/dev/null 2>&1
+		return
 		;;
 	*) log "unknown topology $topo"; return 1 ;;
 	esac
@@ -217,7 +262,7 @@ profiled() {
 		"$@"
 		return
 	fi
-	(sleep 1; exec "$PERF" record -q -e cpu-clock -a -g -o "$D/perf.data" -- sleep $((SECS > 3 ? SECS - 2 : 1))) \
+	(sleep 1; exec "$PERF" record -q -e cpu-clock ${PERF_HZ:+-F $PERF_HZ} -a -g -o "$D/perf.data" -- sleep $((SECS > 3 ? SECS - 2 : 1))) \
 		>"$D/perf.err" 2>&1 &
 	rec=$!
 	"$@"
@@ -297,15 +342,16 @@ context_switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
 
 # measure IMPL TOPO KEY LABEL UNIT CLIENT-ARGS...
 measure() {
-	local impl=$1 topo=$2 key=$3 label=$4 unit=$5 mode=tcp v t0 t1 cs0 cs1
+	local impl=$1 topo=$2 key=$3 label=$4 unit=$5 mode=tcp len=64 v t0 t1 cs0 cs1
 	shift 5
 	case " $* " in *" -u "*) mode=udp ;; esac
+	[[ " $* " =~ \ -l\ ([0-9]+)\  ]] && len=${BASH_REMATCH[1]}
 	server_start || return
 	t0=$(cpu_ticks) cs0=$(context_switches)
 	profiled "$impl" "$label ($topo)" client "$key" -t "$SECS" "$@"
 	t1=$(cpu_ticks) cs1=$(context_switches)
 	server_stop
-	if v=$(jget $mode "$D/$key.json" 64 2>"$D/jget.err"); then
+	if v=$(jget $mode "$D/$key.json" "$len" 2>"$D/jget.err"); then
 		add "$impl.$key.$topo" "$v"
 		# How busy the vCPUs were: what bounds a run that keeps them all busy.
 		add "$impl.$key.busy.$topo" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {
@@ -316,7 +362,7 @@ measure() {
 		add "$impl.$key.cs.$topo" "$(awk -v n=$((cs1 - cs0)) -v v="$v" -v s="$SECS" 'BEGIN {
 			printf "%.2f", (v > 0) ? n / s / v : 0 }')"
 		log "  $topo: $label $v $unit"
-		[ "$key" = tcp1 ] && [ -n "${AEAD_NOW:-}" ] &&
+		[ "$key" = tcp1 ] && [ "$topo" != bare ] && [ -n "${AEAD_NOW:-}" ] &&
 			add "$impl.frac.$topo" "$(awk -v t="$v" -v a="$AEAD_NOW" 'BEGIN { printf "%.3f", t / (a * 8) }')"
 	else
 		log "  $topo: $label n/a: $(head -c 300 "$D/jget.err") $(head -c 200 "$D/$key.err")"
@@ -464,6 +510,7 @@ slot() {
 	log "round $round/$ROUNDS: $impl ($module $params)"
 	AEAD_NOW=
 	aead "$impl"
+	case " $WORK " in *" tcp1 "*) ceiling "$impl" ;; esac
 	for topo in $TOPOS; do
 		if topo_up "$topo"; then
 			workloads "$impl" "$topo"
@@ -583,6 +630,11 @@ for topo in $TOPOS; do
 	row "  cookie replies under flood ($topo)" "cookies.$topo" '%.0f'
 	row "data stream alive under flood, loss % ($topo)" "floss.$topo" '%.1f' lower
 done
+row "TCP 1 stream without a tunnel, Mbit/s (veth)" tcp1.bare '%.1f'
+row "  vCPUs busy during it, %" tcp1.busy.bare '%.0f'
+row "UDP 1392 B without a tunnel, datagrams/s (veth)" udpmtu.bare '%.0f'
+row "  vCPUs busy during it, %" udpmtu.busy.bare '%.0f'
+row "ceiling of a tunnel / AEAD limit (estimate)" ceil '%.3f'
 row "AEAD limit, MB/s (1 CPU, 1420 B)" aead '%.1f'
 row "AEAD, buffers/s (1 CPU, 64 B)" aead64 '%.0f'
 [ -s "$D/profiles" ] && { echo; cat "$D/profiles"; }
