@@ -526,11 +526,13 @@ pub(crate) struct AttrNest(usize);
 
 impl AttrBuf<'_> {
     /// Where the next attribute goes.
+    #[inline]
     pub(crate) fn mark(&self) -> AttrMark {
         AttrMark(self.len)
     }
 
     /// Forgets what was written after `mark`.
+    #[inline]
     pub(crate) fn truncate(&mut self, mark: AttrMark) {
         // INVARIANT: marks are earlier lengths, so multiples of 4.
         if mark.0 < self.len {
@@ -538,6 +540,7 @@ impl AttrBuf<'_> {
         }
     }
 
+    #[inline]
     fn write(&mut self, at: usize, bytes: &[u8]) {
         let end = at.saturating_add(bytes.len());
         if let Some(dst) = self.room.get_mut(at..end) {
@@ -550,6 +553,7 @@ impl AttrBuf<'_> {
 
     /// Writes the header of an attribute of `payload` bytes and its padding;
     /// returns where the payload goes, which the caller fills at once.
+    #[inline]
     fn begin(&mut self, kind: u32, payload: usize) -> Result<usize> {
         let kind = u16::try_from(kind).map_err(|_| EINVAL)?;
         let len = NLA_HDRLEN.checked_add(payload).filter(|&len| len <= usize::from(u16::MAX));
@@ -568,25 +572,30 @@ impl AttrBuf<'_> {
         Ok(at + NLA_HDRLEN)
     }
 
+    #[inline]
     pub(crate) fn put_bytes(&mut self, kind: u32, bytes: &[u8]) -> Result {
         let at = self.begin(kind, bytes.len())?;
         self.write(at, bytes);
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn put_u8(&mut self, kind: u32, value: u8) -> Result {
         self.put_bytes(kind, &[value])
     }
 
+    #[inline]
     pub(crate) fn put_u16(&mut self, kind: u32, value: u16) -> Result {
         self.put_bytes(kind, &value.to_ne_bytes())
     }
 
+    #[inline]
     pub(crate) fn put_u32(&mut self, kind: u32, value: u32) -> Result {
         self.put_bytes(kind, &value.to_ne_bytes())
     }
 
     /// A string, NUL included.
+    #[inline]
     pub(crate) fn put_cstr(&mut self, kind: u32, value: &CStr) -> Result {
         self.put_bytes(kind, value.to_bytes_with_nul())
     }
@@ -594,6 +603,7 @@ impl AttrBuf<'_> {
     /// A `u64`, as `nla_put_64bit` writes it: where unaligned loads are
     /// slow, an empty `pad` attribute first if the payload would not be
     /// 8-byte aligned.
+    #[inline]
     pub(crate) fn put_u64(&mut self, kind: u32, value: u64, pad: u32) -> Result {
         if cfg!(not(CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS)) {
             let payload = self.room.as_ptr().addr() + self.len + NLA_HDRLEN;
@@ -610,6 +620,7 @@ impl AttrBuf<'_> {
     }
 
     /// Opens a nested attribute (`NLA_F_NESTED` set, as `nla_nest_start`).
+    #[inline]
     pub(crate) fn nest(&mut self, kind: u32) -> Result<AttrNest> {
         let start = self.len;
         self.begin(kind | bindings::NLA_F_NESTED, 0)?;
@@ -617,6 +628,7 @@ impl AttrBuf<'_> {
     }
 
     /// Closes `nest` around what was written since it was opened.
+    #[inline]
     pub(crate) fn end(&mut self, nest: AttrNest) {
         let len = u16::try_from(self.len.saturating_sub(nest.0)).unwrap_or(u16::MAX);
         self.write(nest.0, &len.to_ne_bytes());
