@@ -607,6 +607,7 @@ enum Walk<'a> {
 impl Iterator for PeerAllowedIps<'_> {
     type Item = (Cursor, AllowedIp);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (stamp, ip) = match &mut self.walk {
             Walk::Whole(iter) => iter.next().map(|(&stamp, &ip)| (stamp, ip)),

@@ -563,10 +563,12 @@ impl AttrBuf<'_> {
             return Err(EMSGSIZE);
         }
         let at = self.len;
+        // The padding: the last word zeroed whole (a fixed-size store), then
+        // the header and the payload over whatever part of it they cover.
+        self.write(end - NLA_ALIGNTO, &[0; NLA_ALIGNTO]);
         let [l0, l1] = (len as u16).to_ne_bytes();
         let [k0, k1] = kind.to_ne_bytes();
         self.write(at, &[l0, l1, k0, k1]);
-        self.write(at + len, &[0; NLA_ALIGNTO][..end - at - len]);
         // INVARIANT: the caller writes the payload before anything else.
         self.len = end;
         Ok(at + NLA_HDRLEN)
