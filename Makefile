@@ -96,7 +96,10 @@ kselftest: module
 # build/profile-bench/, leaving the debug build here as it is. QUICK=1: one
 # round, 3 s per workload (a smoke test); BENCH_ARGS: more arguments for
 # tests/bench.sh (rounds=N secs=S topos=... impls=...); PERF=1: perf
-# (tools/perf) profiles round 1 of each driver. The guest CPU is
+# (tools/perf) profiles round 1 of each driver; COUNT=1 counts the guest
+# kernel's instructions per function in round 1 of each driver, exactly
+# (tools/tcg-count, a QEMU plugin), and prints them per unit of work after
+# the run. The guest CPU is
 # qemu64 (VM_CPU overrides): TCG emulates AVX2 and SSSE3 slowly, so with
 # -cpu max lib/crypto's SIMD ChaCha20-Poly1305 runs at 8 MB/s against 55 MB/s
 # for its generic code (Documentation/benchmarks.md).
@@ -105,8 +108,11 @@ bench:
 	$(BENCH_ENV) tools/module modules
 	$(BENCH_ENV) tools/module M=$(CURDIR)/tests/kmod modules
 	$(if $(PERF),mkdir -p build && cp "$$(tools/perf)" build/perf)
-	$(BENCH_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench.sh $(if $(QUICK),quick) \
-		$(if $(PERF),perf=build/perf) $(BENCH_ARGS)
+	$(BENCH_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-3600} \
+		$(if $(COUNT),VM_QEMU_ARGS="$$(tools/tcg-count qemu-args "$$($(BENCH_ENV) tools/kernel)")") \
+		tools/vm-run tests/bench.sh $(if $(QUICK),quick) \
+		$(if $(PERF),perf=build/perf) $(if $(COUNT),count=1) $(BENCH_ARGS) \
+		$(if $(COUNT),; rc=$$?; tools/tcg-count report build/vm/last; exit $$rc)
 
 # PEERS= sets the count (default 100000); PERF=1 profiles ten dumps per driver.
 bench-scale:

@@ -6,10 +6,14 @@
 #   make bench [QUICK=1]       on the bench kernel profile (see the Makefile)
 #   tools/vm-run tests/bench.sh [quick] [rounds=N] [secs=S] [topos="lo veth"] [impls="rs c"]
 #                              [work="tcp1 tcpn udp ping flood"] [flood_rate=R] [perf=PATH]
-#                              [perf_hz=F] [params="P=V ..."] [baseline="P=V ..."]
+#                              [perf_hz=F] [count=1] [params="P=V ..."] [baseline="P=V ..."]
 #
 # perf_hz: perf's sampling rate (its default, 4000 Hz, takes a large share
 # of a TCG guest's CPU time and distorts what it measures).
+# count=1 (make bench COUNT=1, under tools/tcg-count's QEMU plugin): round 1
+# of each driver runs each workload between two snapshots of the plugin's
+# instruction counters, which sync(2) takes; tools/tcg-count report reads
+# them, with the work done in each window, from the run's directory.
 # params: module parameters for ours. baseline: the C column is ours again,
 # loaded with these parameters in place of the C driver: a same-boot A/B of
 # one of our parameters (e.g. baseline="debug=1").
@@ -90,7 +94,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/perf-top.sh
 
-ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= PERF_HZ= WORK="tcp1 tcpn udp ping flood"
+ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= PERF_HZ= COUNT= WORK="tcp1 tcpn udp ping flood"
 PARAMS= BASELINE=
 FLOOD_RATE=1000
 # The bare veth of the ceiling: the tunnel's MTU, and UDP payloads that fill it.
@@ -105,11 +109,12 @@ for arg; do
 	impls=*) IMPLS=${arg#*=} ;;
 	perf=?*) PERF=${arg#*=} ;;
 	perf_hz=[1-9]*) PERF_HZ=${arg#*=} ;;
+	count=1) COUNT=1 ;;
 	work=?*) WORK=${arg#*=} ;;
 	flood_rate=[0-9]*) FLOOD_RATE=${arg#*=} ;;
 	params=*) PARAMS=${arg#*=} ;;
 	baseline=?*) BASELINE=${arg#*=} ;;
-	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"] [work=\"tcp1 tcpn udp ping flood\"] [flood_rate=R] [perf=PATH] [perf_hz=F] [params=\"P=V ...\"] [baseline=\"P=V ...\"]" >&2; exit 2 ;;
+	*) echo "usage: tests/bench.sh [quick] [rounds=N] [secs=S] [topos=\"lo veth\"] [impls=\"rs c\"] [work=\"tcp1 tcpn udp ping flood\"] [flood_rate=R] [perf=PATH] [perf_hz=F] [count=1] [params=\"P=V ...\"] [baseline=\"P=V ...\"]" >&2; exit 2 ;;
 	esac
 done
 
@@ -260,6 +265,10 @@ topo_down() {
 profiled() {
 	local impl=$1 what=$2 rec
 	shift 2
+	if [ -n "$COUNT" ] && [ "$round" = 1 ]; then
+		counted "$impl" "$what" "$@"
+		return
+	fi
 	if [ -z "$PERF" ] || [ "$round" != 1 ]; then
 		"$@"
 		return
@@ -277,6 +286,27 @@ profiled() {
 	} >"/wgrs/perf-$impl-$(echo "$what" | tr -c 'A-Za-z0-9\n' -).txt" 2>/dev/null
 }
 impl_name() { case $1 in rs) echo ours ;; c) echo "$C_NAME" ;; esac; }
+
+# counted IMPL WHAT CMD...: runs CMD between two snapshots of tools/tcg-count's
+# counters (sync(2) takes one), with the symbols of the kernel and of the
+# modules loaded now, and records the window as "N IMPL WHAT" in
+# /wgrs/tcg-count.windows; COUNTED=N for measure, which adds the work done.
+counted() {
+	local impl=$1 what=$2 n
+	shift 2
+	n=$(snapshots)
+	cat /proc/kallsyms >"/wgrs/kallsyms.$((n + 1))"
+	sync
+	"$@"
+	sync
+	if [ "$(snapshots)" != $((n + 2)) ]; then
+		log "  count: no snapshots taken (is tools/tcg-count's plugin loaded?)"
+		return
+	fi
+	echo "$((n + 1)) $(impl_name "$impl") $what" >>/wgrs/tcg-count.windows
+	COUNTED=$((n + 1))
+}
+snapshots() { find /wgrs -maxdepth 1 -name 'tcg-count.[0-9]*' | wc -l; }
 
 # ---- workloads ------------------------------------------------------------------
 
@@ -346,6 +376,7 @@ context_switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
 measure() {
 	local impl=$1 topo=$2 key=$3 label=$4 unit=$5 mode=tcp len=64 v t0 t1 cs0 cs1
 	shift 5
+	COUNTED=
 	case " $* " in *" -u "*) mode=udp ;; esac
 	[[ " $* " =~ \ -l\ ([0-9]+)\  ]] && len=${BASH_REMATCH[1]}
 	server_start || return
@@ -364,6 +395,9 @@ measure() {
 		add "$impl.$key.cs.$topo" "$(awk -v n=$((cs1 - cs0)) -v v="$v" -v s="$SECS" 'BEGIN {
 			printf "%.2f", (v > 0) ? n / s / v : 0 }')"
 		log "  $topo: $label $v $unit"
+		[ -n "${COUNTED:-}" ] && echo "$COUNTED work $(awk -v v="$v" -v s="$SECS" -v m=$mode 'BEGIN {
+			if (m == "udp") printf "%.0f datagram", v * s; else printf "%.1f MB", v * s / 8 }')" >>/wgrs/tcg-count.windows
+		COUNTED=
 		[ "$key" = tcp1 ] && [ -n "${AEAD_NOW:-}" ] &&
 			add "$impl.frac.$topo" "$(awk -v t="$v" -v a="$AEAD_NOW" 'BEGIN { printf "%.3f", t / (a * 8) }')"
 	else
