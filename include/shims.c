@@ -124,7 +124,6 @@ unsigned char *wgrs_skb_tail(struct sk_buff *skb, unsigned int *tailroom)
 	*tailroom = skb_tailroom(skb);
 	return skb_tail_pointer(skb);
 }
-unsigned int wgrs_skb_len(const struct sk_buff *skb) { return skb->len; }
 void wgrs_genlmsg_end(struct sk_buff *skb, void *hdr) { genlmsg_end(skb, hdr); }
 void wgrs_genlmsg_cancel(struct sk_buff *skb, void *hdr) { genlmsg_cancel(skb, hdr); }
 
@@ -363,7 +362,6 @@ struct sk_buff *wgrs_alloc_skb_with_data(size_t headroom, const u8 *data, size_t
 }
 
 bool wgrs_pskb_may_pull(struct sk_buff *skb, unsigned int len) { return pskb_may_pull(skb, len); }
-u8 *wgrs_skb_data(const struct sk_buff *skb) { return skb->data; }
 
 int wgrs_pskb_trim(struct sk_buff *skb, unsigned int len) { return pskb_trim(skb, len); }
 
@@ -586,19 +584,20 @@ void wgrs_skb_prepare_delivery(struct sk_buff *skb, struct net_device *dev, u8 d
 		INET_ECN_decapsulate(skb, ds, ipv6_get_dsfield(ipv6_hdr(skb)));
 }
 
-struct sk_buff *wgrs_skb_next(const struct sk_buff *skb) { return skb->next; }
-void wgrs_skb_set_next(struct sk_buff *skb, struct sk_buff *next) { skb->next = next; }
 void wgrs_kfree_skb_list(struct sk_buff *skb) { kfree_skb_list(skb); }
 
-void *wgrs_skb_cb(struct sk_buff *skb) { return skb->cb; }
-
-/* The link of upstream's prev_queue: skb->prev, also in the queue's stub. */
-struct sk_buff **wgrs_skb_prev_ptr(struct sk_buff *skb)
-{
-	BUILD_BUG_ON(offsetof(struct sk_buff, next) != offsetof(struct wgrs_skb_links, next) ||
-		     offsetof(struct sk_buff, prev) != offsetof(struct wgrs_skb_links, prev));
-	return &skb->prev;
-}
+/*
+ * kapi::skb reads these in place at the offsets wireguard_rs.h publishes, as
+ * the types it declares them; an OrderedQueue's stub stands in for a buffer
+ * by its two links.
+ */
+static_assert(__same_type(((struct sk_buff *)NULL)->next, struct sk_buff *));
+static_assert(__same_type(((struct sk_buff *)NULL)->prev, struct sk_buff *));
+static_assert(__same_type(((struct sk_buff *)NULL)->len, unsigned int));
+static_assert(__same_type(((struct sk_buff *)NULL)->data_len, unsigned int));
+static_assert(__same_type(((struct sk_buff *)NULL)->data, unsigned char *));
+static_assert(offsetof(struct sk_buff, next) == offsetof(struct wgrs_skb_links, next) &&
+	      offsetof(struct sk_buff, prev) == offsetof(struct wgrs_skb_links, prev));
 
 /* ---- ptr_ring (kapi::queue) ---- */
 

@@ -759,7 +759,7 @@ unsafe extern "C" fn dumpit_callback<H: DumpHandler>(
                 bindings::wgrs_genlmsg_end(skb, header.as_ptr());
                 match progress {
                     DumpProgress::Done => 0,
-                    DumpProgress::More => bindings::wgrs_skb_len(skb) as kernel::ffi::c_int,
+                    DumpProgress::More => super::skb::field::len(skb) as kernel::ffi::c_int,
                 }
             }
         }

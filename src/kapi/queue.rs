@@ -73,7 +73,7 @@ const _: () = assert!(size_of::<PacketCb>() <= bindings::WGRS_SKB_CB_SIZE as usi
 unsafe fn packet_cb(skb: *mut bindings::sk_buff) -> *mut PacketCb {
     // SAFETY: per the function's contract. `cb` is 48 bytes, 8-aligned, at
     // least as large as `PacketCb` (checked above).
-    unsafe { bindings::wgrs_skb_cb(skb).cast() }
+    unsafe { super::skb::field::cb(skb).cast() }
 }
 
 /// How many buffers the packet headed by `skb` was made of.
@@ -274,7 +274,7 @@ unsafe impl<K: Send + Sync> Sync for OrderedQueue<K> {}
 /// `skb` must be a buffer or the stub of a queue, live.
 unsafe fn link(skb: *mut bindings::sk_buff) -> *mut *mut bindings::sk_buff {
     // SAFETY: per the function's contract; `prev` is the queue's link.
-    unsafe { bindings::wgrs_skb_prev_ptr(skb) }
+    unsafe { super::skb::field::prev(skb) }
 }
 
 impl<K: Send + Sync> OrderedQueue<K> {

@@ -15,6 +15,94 @@ use super::bindings;
 use core::{marker::PhantomData, mem::MaybeUninit, ptr, ptr::NonNull};
 use kernel::prelude::*;
 
+/// Fields of `struct sk_buff` read or linked in place (the struct is opaque
+/// to bindgen): the packet path touches them several times per packet, and a
+/// call to a C shim would cost more than the access. Offsets and types come
+/// from `include/wireguard_rs.h`; `shims.c` checks the types.
+pub(super) mod field {
+    use super::bindings;
+
+    /// The address of the `T` at `offset` in `*skb`.
+    ///
+    /// # Safety
+    ///
+    /// `skb` must point to a live `sk_buff` that has a `T` at `offset`.
+    #[inline]
+    unsafe fn at<T>(skb: *const bindings::sk_buff, offset: u32) -> *mut T {
+        // SAFETY: per the function's contract, the result is in the struct.
+        unsafe { skb.cast::<u8>().cast_mut().add(offset as usize).cast() }
+    }
+
+    /// `&skb->next`.
+    ///
+    /// # Safety
+    ///
+    /// `skb` must point to a live `sk_buff`.
+    #[inline]
+    pub(in crate::kapi) unsafe fn next(skb: *const bindings::sk_buff) -> *mut *mut bindings::sk_buff {
+        // SAFETY: `next` is a `struct sk_buff *` at this offset.
+        unsafe { at(skb, bindings::WGRS_SKB_NEXT_OFFSET) }
+    }
+
+    /// `&skb->prev`.
+    ///
+    /// # Safety
+    ///
+    /// `skb` must point to a live `sk_buff`, or to a `struct wgrs_skb_links`
+    /// (whose links are at the same offsets).
+    #[inline]
+    pub(in crate::kapi) unsafe fn prev(skb: *const bindings::sk_buff) -> *mut *mut bindings::sk_buff {
+        // SAFETY: `prev` is a `struct sk_buff *` at this offset.
+        unsafe { at(skb, bindings::WGRS_SKB_PREV_OFFSET) }
+    }
+
+    /// `skb->cb`: `WGRS_SKB_CB_SIZE` bytes, 8-aligned.
+    ///
+    /// # Safety
+    ///
+    /// `skb` must point to a live `sk_buff`.
+    #[inline]
+    pub(in crate::kapi) unsafe fn cb(skb: *const bindings::sk_buff) -> *mut u8 {
+        // SAFETY: `cb` is at this offset.
+        unsafe { at(skb, bindings::WGRS_SKB_CB_OFFSET) }
+    }
+
+    /// `skb->len`.
+    ///
+    /// # Safety
+    ///
+    /// `skb` must point to a live `sk_buff`.
+    #[inline]
+    pub(in crate::kapi) unsafe fn len(skb: *const bindings::sk_buff) -> u32 {
+        // SAFETY: `len` is an `unsigned int` at this offset.
+        unsafe { at::<u32>(skb, bindings::WGRS_SKB_LEN_OFFSET).read() }
+    }
+
+    /// `skb_headlen(skb)`: the bytes of data in the linear part.
+    ///
+    /// # Safety
+    ///
+    /// `skb` must point to a live `sk_buff`.
+    #[inline]
+    pub(in crate::kapi) unsafe fn headlen(skb: *const bindings::sk_buff) -> u32 {
+        // SAFETY: `data_len` is an `unsigned int` at this offset.
+        let data_len = unsafe { at::<u32>(skb, bindings::WGRS_SKB_DATA_LEN_OFFSET).read() };
+        // SAFETY: per the function's contract.
+        unsafe { len(skb) }.wrapping_sub(data_len)
+    }
+
+    /// `skb->data`.
+    ///
+    /// # Safety
+    ///
+    /// `skb` must point to a live `sk_buff`.
+    #[inline]
+    pub(in crate::kapi) unsafe fn data(skb: *const bindings::sk_buff) -> *mut u8 {
+        // SAFETY: `data` is an `unsigned char *` at this offset.
+        unsafe { at::<*mut u8>(skb, bindings::WGRS_SKB_DATA_OFFSET).read() }
+    }
+}
+
 /// An IP address of an inner (tunnelled) or outer packet.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum IpAddr {
@@ -114,7 +202,7 @@ impl SkBuff {
     /// Bytes of packet data.
     pub(crate) fn len(&self) -> usize {
         // SAFETY: by the type invariant the buffer is live.
-        unsafe { bindings::wgrs_skb_len(self.as_ptr()) as usize }
+        unsafe { field::len(self.as_ptr()) as usize }
     }
 
     /// The outer endpoint of a received packet: (source address, source
@@ -178,7 +266,7 @@ impl SkbMut<'_> {
     /// Bytes of packet data.
     pub(crate) fn len(&self) -> usize {
         // SAFETY: by the type invariant the buffer is live.
-        unsafe { bindings::wgrs_skb_len(self.as_ptr()) as usize }
+        unsafe { field::len(self.as_ptr()) as usize }
     }
 
     /// Makes the first `len` bytes linear (`pskb_may_pull`) and returns
@@ -187,10 +275,12 @@ impl SkbMut<'_> {
         // SAFETY: the buffer is ours; on success `len` bytes at `data` are
         // linear and stay so until the buffer is changed, which needs `&mut`.
         unsafe {
-            if !bindings::wgrs_pskb_may_pull(self.as_ptr(), len as u32) {
+            let skb = self.as_ptr();
+            // `pskb_may_pull`'s fast path, without the call.
+            if len > field::headlen(skb) as usize && !bindings::wgrs_pskb_may_pull(skb, len as u32) {
                 return None;
             }
-            Some(core::slice::from_raw_parts(bindings::wgrs_skb_data(self.as_ptr()), len))
+            Some(core::slice::from_raw_parts(field::data(skb), len))
         }
     }
 
@@ -444,8 +534,8 @@ impl SkbList {
         // SAFETY: `first` heads our chain; unlinking it makes it a lone
         // buffer we own.
         unsafe {
-            self.head = bindings::wgrs_skb_next(first.as_ptr());
-            bindings::wgrs_skb_set_next(first.as_ptr(), ptr::null_mut());
+            self.head = *field::next(first.as_ptr());
+            *field::next(first.as_ptr()) = ptr::null_mut();
             Some(SkBuff::from_raw(first))
         }
     }
@@ -468,7 +558,7 @@ pub(super) unsafe fn for_each_in_chain(head: *mut bindings::sk_buff, mut f: impl
         // SAFETY: `skb` is live; the handle cannot unlink it, so reading its
         // `next` first is enough to keep walking.
         unsafe {
-            next = bindings::wgrs_skb_next(skb.as_ptr());
+            next = *field::next(skb.as_ptr());
             f(SkbMut::new(skb));
         }
     }
@@ -517,7 +607,7 @@ impl SkbQueue {
             if self.tail.is_null() {
                 self.list.head = skb;
             } else {
-                bindings::wgrs_skb_set_next(self.tail, skb);
+                *field::next(self.tail) = skb;
             }
         }
         self.tail = skb;
@@ -546,7 +636,7 @@ impl SkbQueue {
             if self.tail.is_null() {
                 self.list.head = head;
             } else {
-                bindings::wgrs_skb_set_next(self.tail, head);
+                *field::next(self.tail) = head;
             }
         }
         self.tail = tail;
