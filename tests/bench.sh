@@ -292,18 +292,22 @@ impl_name() { case $1 in rs) echo ours ;; c) echo "$C_NAME" ;; esac; }
 # modules loaded now, and records the window as "N IMPL WHAT" in
 # /wgrs/tcg-count.windows; COUNTED=N for measure, which adds the work done.
 counted() {
-	local impl=$1 what=$2 n
+	local impl=$1 what=$2 n t0 t1
 	shift 2
 	n=$(snapshots)
 	cat /proc/kallsyms >"/wgrs/kallsyms.$((n + 1))"
+	t0=$(date +%s.%N)
 	sync
 	"$@"
 	sync
+	t1=$(date +%s.%N)
 	if [ "$(snapshots)" != $((n + 2)) ]; then
 		log "  count: no snapshots taken (is tools/tcg-count's plugin loaded?)"
 		return
 	fi
 	echo "$((n + 1)) $(impl_name "$impl") $what" >>/wgrs/tcg-count.windows
+	# The window's time: the snapshots are taken inside the two syncs.
+	echo "$((n + 1)) secs $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" >>/wgrs/tcg-count.windows
 	COUNTED=$((n + 1))
 }
 snapshots() { find /wgrs -maxdepth 1 -name 'tcg-count.[0-9]*' | wc -l; }
@@ -458,7 +462,7 @@ flood_hs() {
 }
 
 flood() {
-	local impl=$1 topo=$2 ip_s=(ip) i pid n0 n1 out v loss secs
+	local impl=$1 topo=$2 ip_s=(ip) i pid n0 n1 out v loss secs snap= reading
 	rm -f "$D"/flood.reading.*
 	[ "$topo" = veth ] && ip_s=(ip -n $B)
 	ip netns add $F && ip -n $F link set lo up &&
@@ -470,10 +474,18 @@ flood() {
 		nb wg set wg0 $(sed 's/^/peer /' "$D/flood/pubs") ||
 		{ log "  $topo: flood setup failed"; flood_down "$topo"; return; }
 	# The flooder reads the device's counters itself, 1 s into the flood
-	# and at its end, while it goes on: S seconds between the two.
+	# and at its end, while it goes on: S seconds between the two. When
+	# counting, each reading also takes a snapshot, so that the counted
+	# window is the measured one.
+	reading="ip netns exec $B wg show wg0 transfer"
+	if [ -n "$COUNT" ] && [ "$round" = 1 ]; then
+		snap=$(snapshots)
+		cat /proc/kallsyms >"/wgrs/kallsyms.$((snap + 1))"
+		reading="sync; $reading"
+	fi
 	ip netns exec $F python3 tests/flood.py run "$D/flood" --target 10.99.0.1:$PORT_B \
 		--src-base 10.99.1.0 --src-count $FLOOD_SRC --secs $((SECS + 1)) --rate $FLOOD_RATE \
-		--reading-cmd "ip netns exec $B wg show wg0 transfer" --reading-out "$D/flood.reading" --warmup 1 \
+		--reading-cmd "$reading" --reading-out "$D/flood.reading" --warmup 1 \
 		>"$D/flood.out" 2>&1 &
 	pid=$!
 	for i in $(seq 600); do
@@ -487,7 +499,11 @@ flood() {
 		flood_down "$topo"
 		return
 	fi
-	profiled "$impl" "initiation flood ($topo)" na ping -n -i 0.05 -w "$SECS" $IP_B >"$D/fping.txt" 2>&1
+	if [ -n "$snap" ]; then
+		na ping -n -i 0.05 -w "$SECS" $IP_B >"$D/fping.txt" 2>&1
+	else
+		profiled "$impl" "initiation flood ($topo)" na ping -n -i 0.05 -w "$SECS" $IP_B >"$D/fping.txt" 2>&1
+	fi
 	wait $pid
 	out=$(grep '^flood:' "$D/flood.out")
 	secs=$(sed -n 's/.* window=\([0-9.]*\) .*/\1/p' <<<"$out")
@@ -501,6 +517,12 @@ flood() {
 		add "$impl.fresp.$topo" "$(sed -n 's|.* window_responses/s=\([0-9.]*\).*|\1|p' <<<"$out")"
 		add "$impl.cookies.$topo" "$(sed -n 's|.* cookie_replies=\([0-9]*\).*|\1|p' <<<"$out")"
 		log "  $topo: initiation flood: $v handshakes/s ($((n1 - n0)) responses sent by wg0 in the $secs s from 1 s into the flood to its end; $n1 in all)"
+		if [ -n "$snap" ] && [ "$(snapshots)" = $((snap + 2)) ]; then
+			printf '%s\n' "$((snap + 1)) $(impl_name "$impl") initiation flood ($topo)" \
+				"$((snap + 1)) work $((n1 - n0)) handshake" "$((snap + 1)) secs $secs" >>/wgrs/tcg-count.windows
+		elif [ -n "$snap" ]; then
+			log "  count: no snapshots taken (is tools/tcg-count's plugin loaded?)"
+		fi
 		log "    $(sed -n 's/^flooding at [0-9.]*: //p' "$D/flood.out")"
 		log "    $out"
 	fi
