@@ -104,22 +104,28 @@ kselftest: module
 # -cpu max lib/crypto's SIMD ChaCha20-Poly1305 runs at 8 MB/s against 55 MB/s
 # for its generic code (Documentation/benchmarks.md).
 BENCH_ENV := WGRS_KERNEL_PROFILE=bench VM_CPU=$${VM_CPU:-qemu64}
+# COUNT=1: tools/tcg-count's QEMU plugin in the VM, and its report after it.
+COUNT_ENV = $(if $(COUNT),VM_QEMU_ARGS="$$(tools/tcg-count qemu-args "$$($(BENCH_ENV) tools/kernel)")")
+COUNT_REPORT = $(if $(COUNT),; rc=$$?; tools/tcg-count report build/vm/last; exit $$rc)
 bench:
 	$(BENCH_ENV) tools/module modules
 	$(BENCH_ENV) tools/module M=$(CURDIR)/tests/kmod modules
 	$(if $(PERF),mkdir -p build && cp "$$(tools/perf)" build/perf)
 	$(BENCH_ENV) VM_TIMEOUT=$${VM_TIMEOUT:-3600} \
-		$(if $(COUNT),VM_QEMU_ARGS="$$(tools/tcg-count qemu-args "$$($(BENCH_ENV) tools/kernel)")") \
+		$(COUNT_ENV) \
 		tools/vm-run tests/bench.sh $(if $(QUICK),quick) \
 		$(if $(PERF),perf=build/perf) $(if $(COUNT),count=1) $(BENCH_ARGS) \
-		$(if $(COUNT),; rc=$$?; tools/tcg-count report build/vm/last; exit $$rc)
+		$(COUNT_REPORT)
 
-# PEERS= sets the count (default 100000); PERF=1 profiles ten dumps per driver.
+# PEERS= sets the count (default 100000); PERF=1 profiles ten dumps per
+# driver, COUNT=1 counts their instructions (tools/tcg-count).
 bench-scale:
 	$(BENCH_ENV) tools/module modules
 	$(if $(PERF),mkdir -p build && cp "$$(tools/perf)" build/perf)
-	$(BENCH_ENV) VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} tools/vm-run tests/bench-scale.sh \
-		$(or $(PEERS),100000) "rs c" $(if $(PERF),build/perf)
+	$(BENCH_ENV) VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} \
+		$(COUNT_ENV) \
+		tools/vm-run tests/bench-scale.sh $(or $(PEERS),100000) "rs c" $(if $(PERF),build/perf)$(if $(COUNT),count) \
+		$(COUNT_REPORT)
 
 # Boots N VMs in a row with a CPU hog on the host: the harness must not crash.
 soak: module

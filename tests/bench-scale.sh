@@ -3,8 +3,8 @@
 # ours (wireguard_rs) against the C driver (wireguard), in one VM boot.
 # Numbers are printed, never asserted.
 #
-#   make bench-scale [PEERS=N] [PERF=1]     on the bench kernel profile
-#   tools/vm-run tests/bench-scale.sh [PEERS [IMPLS [PERF]]]
+#   make bench-scale [PEERS=N] [PERF=1 | COUNT=1]     on the bench kernel profile
+#   tools/vm-run tests/bench-scale.sh [PEERS [IMPLS [PERF | count]]]
 #
 # PEERS defaults to $BENCH_PEERS or 100000, IMPLS to $BENCH_IMPLS or "rs c"
 # (vm-run does not pass the host's environment into the guest: use the
@@ -35,7 +35,10 @@
 #            the peer added anew and both sides' sessions forgotten.
 #   profile  with PERF (a perf binary, see tools/perf), ten more counting
 #            dumps, sampled on every CPU; the top kernel symbols of both
-#            drivers are printed after the table
+#            drivers are printed after the table; with `count` in its place
+#            (make bench-scale COUNT=1, under tools/tcg-count's plugin), the
+#            ten dumps run in a window of instruction counts, for
+#            `tools/tcg-count report`: instructions per peer dumped
 #   remove   `wg setconf wg0 empty.conf` (private key only: replaces all peers)
 # and kernel memory per peer from slab accounting: /proc/meminfo Slab and,
 # if readable, the sum over /proc/slabinfo of active_objs * objsize, each
@@ -45,6 +48,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/perf-top.sh
+. tests/tcg-count.sh
 
 N=${1:-${BENCH_PEERS:-100000}}
 IMPLS=${2:-${BENCH_IMPLS:-rs c}}
@@ -85,7 +89,7 @@ hung_task_timeout=$(cat /proc/sys/kernel/hung_task_timeout_secs)
 # One kthread and one pid per peer for the C driver (threaded NAPI).
 sysctl -qw kernel.pid_max=4194304 || true
 sysctl -qw kernel.threads-max=4000000 || true
-if [ -n "$PERF" ]; then
+if [ -n "$PERF" ] && [ "$PERF" != count ]; then
 	"$PERF" --version >/dev/null 2>&1 || { log "perf=$PERF does not run"; exit 1; }
 	sysctl -qw kernel.kptr_restrict=0 kernel.perf_event_paranoid=-1
 fi
@@ -191,10 +195,14 @@ bench_one() {
 	R[$impl.dumpraw]=$(median5 "${raws[@]}")
 	log "$impl: dump (wg show dump) ${dumps[*]} s, median ${R[$impl.dump]:-n/a}"
 	log "$impl: dump (counting client: ${out:-failed}) ${raws[*]} s, median ${R[$impl.dumpraw]:-n/a}"
-	if [ -n "$PERF" ]; then
-		# Ten dumps from one client, so that the interpreter's start-up
-		# does not dominate the samples.
-		yes 'get --ifname wg0 --count' | head -n 10 >"$D/dumps"
+	# Ten dumps from one client, so that the interpreter's start-up
+	# does not dominate the samples or the counts.
+	yes 'get --ifname wg0 --count' | head -n 10 >"$D/dumps"
+	if [ "$PERF" = count ]; then
+		count_window "$([ "$impl" = rs ] && echo ours || echo C)" "ten counting dumps of $N peers" \
+			python3 tests/genl.py batch <"$D/dumps" >/dev/null &&
+			count_work "$COUNTED" $((10 * N)) peer
+	elif [ -n "$PERF" ]; then
 		"$PERF" record -q -e cpu-clock -a -g -o "$D/perf.data" -- \
 			python3 tests/genl.py batch <"$D/dumps" >/dev/null 2>"$D/perf.err" &&
 			perf_top "$D/perf.data" "== profile: $impl, ten counting dumps (cpu-clock, all CPUs, self time)" \

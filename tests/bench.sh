@@ -93,6 +93,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . tests/perf-top.sh
+. tests/tcg-count.sh
 
 ROUNDS=3 SECS=10 TOPOS="lo veth" IMPLS="rs c" AEAD_MS=1000 MODE=full PERF= PERF_HZ= COUNT= WORK="tcp1 tcpn udp ping flood"
 PARAMS= BASELINE=
@@ -266,7 +267,7 @@ profiled() {
 	local impl=$1 what=$2 rec
 	shift 2
 	if [ -n "$COUNT" ] && [ "$round" = 1 ]; then
-		counted "$impl" "$what" "$@"
+		count_window "$(impl_name "$impl")" "$what" "$@"
 		return
 	fi
 	if [ -z "$PERF" ] || [ "$round" != 1 ]; then
@@ -286,31 +287,6 @@ profiled() {
 	} >"/wgrs/perf-$impl-$(echo "$what" | tr -c 'A-Za-z0-9\n' -).txt" 2>/dev/null
 }
 impl_name() { case $1 in rs) echo ours ;; c) echo "$C_NAME" ;; esac; }
-
-# counted IMPL WHAT CMD...: runs CMD between two snapshots of tools/tcg-count's
-# counters (sync(2) takes one), with the symbols of the kernel and of the
-# modules loaded now, and records the window as "N IMPL WHAT" in
-# /wgrs/tcg-count.windows; COUNTED=N for measure, which adds the work done.
-counted() {
-	local impl=$1 what=$2 n t0 t1
-	shift 2
-	n=$(snapshots)
-	cat /proc/kallsyms >"/wgrs/kallsyms.$((n + 1))"
-	t0=$(date +%s.%N)
-	sync
-	"$@"
-	sync
-	t1=$(date +%s.%N)
-	if [ "$(snapshots)" != $((n + 2)) ]; then
-		log "  count: no snapshots taken (is tools/tcg-count's plugin loaded?)"
-		return
-	fi
-	echo "$((n + 1)) $(impl_name "$impl") $what" >>/wgrs/tcg-count.windows
-	# The window's time: the snapshots are taken inside the two syncs.
-	echo "$((n + 1)) secs $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" >>/wgrs/tcg-count.windows
-	COUNTED=$((n + 1))
-}
-snapshots() { find /wgrs -maxdepth 1 -name 'tcg-count.[0-9]*' | wc -l; }
 
 # ---- workloads ------------------------------------------------------------------
 
@@ -399,8 +375,8 @@ measure() {
 		add "$impl.$key.cs.$topo" "$(awk -v n=$((cs1 - cs0)) -v v="$v" -v s="$SECS" 'BEGIN {
 			printf "%.2f", (v > 0) ? n / s / v : 0 }')"
 		log "  $topo: $label $v $unit"
-		[ -n "${COUNTED:-}" ] && echo "$COUNTED work $(awk -v v="$v" -v s="$SECS" -v m=$mode 'BEGIN {
-			if (m == "udp") printf "%.0f datagram", v * s; else printf "%.1f MB", v * s / 8 }')" >>/wgrs/tcg-count.windows
+		[ -n "${COUNTED:-}" ] && count_work "$COUNTED" $(awk -v v="$v" -v s="$SECS" -v m=$mode 'BEGIN {
+			if (m == "udp") printf "%.0f datagram", v * s; else printf "%.1f MB", v * s / 8 }')
 		COUNTED=
 		[ "$key" = tcp1 ] && [ -n "${AEAD_NOW:-}" ] &&
 			add "$impl.frac.$topo" "$(awk -v t="$v" -v a="$AEAD_NOW" 'BEGIN { printf "%.3f", t / (a * 8) }')"
@@ -479,8 +455,7 @@ flood() {
 	# window is the measured one.
 	reading="ip netns exec $B wg show wg0 transfer"
 	if [ -n "$COUNT" ] && [ "$round" = 1 ]; then
-		snap=$(snapshots)
-		cat /proc/kallsyms >"/wgrs/kallsyms.$((snap + 1))"
+		snap=$(count_begin)
 		reading="sync; $reading"
 	fi
 	ip netns exec $F python3 tests/flood.py run "$D/flood" --target 10.99.0.1:$PORT_B \
@@ -517,12 +492,8 @@ flood() {
 		add "$impl.fresp.$topo" "$(sed -n 's|.* window_responses/s=\([0-9.]*\).*|\1|p' <<<"$out")"
 		add "$impl.cookies.$topo" "$(sed -n 's|.* cookie_replies=\([0-9]*\).*|\1|p' <<<"$out")"
 		log "  $topo: initiation flood: $v handshakes/s ($((n1 - n0)) responses sent by wg0 in the $secs s from 1 s into the flood to its end; $n1 in all)"
-		if [ -n "$snap" ] && [ "$(snapshots)" = $((snap + 2)) ]; then
-			printf '%s\n' "$((snap + 1)) $(impl_name "$impl") initiation flood ($topo)" \
-				"$((snap + 1)) work $((n1 - n0)) handshake" "$((snap + 1)) secs $secs" >>/wgrs/tcg-count.windows
-		elif [ -n "$snap" ]; then
-			log "  count: no snapshots taken (is tools/tcg-count's plugin loaded?)"
-		fi
+		[ -n "$snap" ] && count_end "$snap" "$(impl_name "$impl")" "initiation flood ($topo)" "$secs" &&
+			count_work "$snap" $((n1 - n0)) handshake
 		log "    $(sed -n 's/^flooding at [0-9.]*: //p' "$D/flood.out")"
 		log "    $out"
 	fi
