@@ -24,6 +24,9 @@ Usage:
       above (shell quoting, e.g. "set --ifname wg0 --attr FLAGS=u32:2"); prints
       one line per request: "OK" (plus the --order output, if asked, and
       "DUMP_INTR" if the dump was flagged) or the errno name. Saves the interpreter start-up per request (slow in TCG).
+      A line "sync" calls sync(2) and prints "OK" and the monotonic clock in
+      seconds: a snapshot of tools/tcg-count's counters, taken without the
+      interpreter's start-up in the window.
 
 Raw options (to build malformed requests): --cmd N, --nlflags N (replace the
 netlink flags), --reserved N (genlmsghdr.reserved), --trailing N (N junk bytes
@@ -53,6 +56,7 @@ the worst status of its requests.
 import argparse
 import base64
 import errno
+import os
 import shlex
 import socket
 import struct
@@ -460,6 +464,11 @@ def batch(parser):
     worst = 0
     for line in sys.stdin:
         if not line.strip() or line.lstrip().startswith('#'):
+            continue
+        if line.strip() == 'sync':
+            os.sync()
+            print('OK %.6f' % time.monotonic())
+            sys.stdout.flush()
             continue
         try:
             args = parser.parse_args(shlex.split(line))
