@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * tcg-count: a QEMU TCG plugin that counts the guest kernel's executed
- * instructions per translation block, for tools/tcg-count-report.
+ * instructions per translation block, for `tools/tcg-count report`.
  *
  * Under TCG, sampling profilers see translation-block starts and charge
  * time by when interrupts get through, not by what ran; this counts what
@@ -18,8 +18,9 @@
  * PREFIX.N (N = 1, 2, ...): lines "vaddr instructions executions", then
  * "user INSNS". The difference of two snapshots is what ran between them.
  *
- * Built against QEMU's plugin API version 1 (QEMU 4.2 to 8.x); only the
- * declarations it uses are repeated here, so no QEMU headers are needed.
+ * Built against QEMU's plugin API version 1 (that of Debian 12's QEMU 7.2);
+ * only the declarations it uses are repeated here, so no QEMU headers are
+ * needed.
  */
 #include <inttypes.h>
 #include <pthread.h>
