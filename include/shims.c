@@ -11,6 +11,7 @@
 #include <linux/icmpv6.h>
 #include <net/inet_ecn.h>
 #include <crypto/chacha20poly1305.h>
+#include <linux/sched/task_stack.h>
 
 void *wgrs_netdev_priv(const struct net_device *dev) { return netdev_priv(dev); }
 void wgrs_dev_put(struct net_device *dev) { dev_put(dev); }
@@ -311,6 +312,29 @@ bool wgrs_ipv6_mod_enabled(void) { return ipv6_mod_enabled(); }
 bool wgrs_net_ns_capable(struct net *net, int cap) { return ns_capable(net->user_ns, cap); }
 void wgrs_memzero_explicit(void *s, size_t count) { memzero_explicit(s, count); }
 int wgrs_crypto_memneq(const void *a, const void *b, size_t size) { return crypto_memneq(a, b, size); }
+
+/*
+ * Whether the @len bytes at @needle occur in the dead part of the current
+ * task's stack: from its lowest address up to this function's frame, where
+ * calls that have returned left their locals. For the self-tests, which look
+ * there for secrets the handshake should have wiped. Uninstrumented: KASAN
+ * may still hold a dead frame's red zones poisoned.
+ */
+__no_sanitize_address noinline bool wgrs_stack_residue(const u8 *needle, size_t len)
+{
+	const u8 *lo = task_stack_page(current);
+	const u8 *hi = (const u8 *)__builtin_frame_address(0) - 64;
+	const u8 *p;
+	size_t i;
+
+	for (p = lo; len && p + len <= hi; p++) {
+		for (i = 0; i < len && p[i] == needle[i]; i++)
+			;
+		if (i == len)
+			return true;
+	}
+	return false;
+}
 
 bool wgrs_refcount_inc_not_zero(refcount_t *r) { return refcount_inc_not_zero(r); }
 u32 wgrs_get_random_u32_below(u32 ceil) { return get_random_u32_below(ceil); }

@@ -117,12 +117,12 @@ impl CookieChecker {
     /// secret. Takes a reference to the shared ratelimiter. May sleep.
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(CookieChecker {
-            state <- new_mutex!(CheckerState {
-                secret: Secret::random(),
+            state <- new_mutex!(init!(CheckerState {
+                secret <- Secret::init_with(|secret| random::fill_wait(secret)),
                 secret_birthdate: time::coarse_boottime_ns(),
                 cookie_encryption_key: [0; NOISE_SYMMETRIC_KEY_LEN],
                 message_mac1_key: [0; NOISE_SYMMETRIC_KEY_LEN],
-            }),
+            })),
             ratelimiter: Ratelimiter::get()?,
         })
     }
@@ -143,9 +143,9 @@ impl CookieChecker {
         }
     }
 
-    /// The cookie of `src`: a MAC of its address and port under the
-    /// secret, which is renewed first if it is too old.
-    fn make_cookie(&self, src: &SourceAddr) -> Secret<COOKIE_LEN> {
+    /// The cookie of `src` into `cookie`: a MAC of its address and port
+    /// under the secret, which is renewed first if it is too old.
+    fn make_cookie(&self, src: &SourceAddr, cookie: &mut Secret<COOKIE_LEN>) {
         let mut state = self.state.lock();
         if time::has_expired(state.secret_birthdate, COOKIE_SECRET_MAX_AGE) {
             state.secret_birthdate = time::coarse_boottime_ns();
@@ -163,9 +163,7 @@ impl CookieChecker {
             }
         };
         ctx.update(&port.to_be_bytes());
-        let mut cookie = Secret::zeroed();
         ctx.finalize(cookie.expose_mut());
-        cookie
     }
 
     /// Checks the MACs of a handshake `message` (initiation or response)
@@ -183,7 +181,8 @@ impl CookieChecker {
         if !check_cookie {
             return MacState::ValidMacButNoCookie;
         }
-        let cookie = self.make_cookie(src);
+        let mut cookie = Secret::zeroed();
+        self.make_cookie(src, &mut cookie);
         if crypto::memneq(&compute_mac2(body, mac1, &cookie), mac2) {
             return MacState::ValidMacButNoCookie;
         }
@@ -209,7 +208,8 @@ impl CookieChecker {
             encrypted_cookie: [0; crate::messages::noise_encrypted_len(COOKIE_LEN)],
         };
         random::fill_wait(&mut reply.nonce);
-        let cookie = self.make_cookie(src);
+        let mut cookie = Secret::zeroed();
+        self.make_cookie(src, &mut cookie);
         let key = self.state.lock().cookie_encryption_key;
         crypto::xchacha20poly1305_encrypt(&mut reply.encrypted_cookie, cookie.expose(), mac1, &reply.nonce, &key)
             .then(|| reply.to_bytes())

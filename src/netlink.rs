@@ -277,7 +277,7 @@ fn put_peer_state(buf: &mut AttrBuf<'_>, peer: &Peer) -> Result {
     let mut last_handshake = [0u8; 16];
     last_handshake[..8].copy_from_slice(&sec.to_ne_bytes());
     last_handshake[8..].copy_from_slice(&nsec.to_ne_bytes());
-    buf.put_bytes(WGPEER_A_PRESHARED_KEY, peer.noise.preshared_key().expose())?;
+    peer.noise.with_preshared_key(|key| buf.put_bytes(WGPEER_A_PRESHARED_KEY, key.expose()))?;
     buf.put_bytes(WGPEER_A_LAST_HANDSHAKE_TIME, &last_handshake)?;
     buf.put_u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, peer.persistent_keepalive_interval())?;
     buf.put_u64(WGPEER_A_TX_BYTES, peer.tx_bytes.load(Relaxed), WGPEER_A_UNSPEC)?;
@@ -313,8 +313,8 @@ impl DoHandler for SetDevice {
         let attrs = request.attrs();
         // Taken first, so that keys are wiped from the request whatever
         // happens next.
-        let private_key =
-            attrs.get(WGDEVICE_A_PRIVATE_KEY).map(|a| a.take_secret::<KEY_LEN>()).transpose()?;
+        let mut private_key_slot = Secret::zeroed();
+        let private_key = take_secret(attrs.get(WGDEVICE_A_PRIVATE_KEY), &mut private_key_slot)?;
         let device = lookup_interface(request)?;
         let flags = attrs.get(WGDEVICE_A_FLAGS).map(|a| a.u32()).transpose()?.unwrap_or(0);
         let fwmark = attrs.get(WGDEVICE_A_FWMARK).map(|a| a.u32()).transpose()?;
@@ -354,20 +354,20 @@ impl DoHandler for SetDevice {
             config.peers.remove_all();
         }
         if let Some(key) = private_key {
-            if !config.identity.is_private_key(&key) {
+            if !config.identity.is_private_key(key) {
                 // Published first: it allocates, and on failure nothing has
                 // changed (the configured key and the one handshakes use
                 // would disagree otherwise, and setting the same key again
                 // would be skipped as a no-op).
                 let mut identity = StaticIdentity::new();
-                identity.set_private_key(&key);
+                identity.set_private_key(key);
                 tunnel.noise.set_identity(&identity)?;
                 // A peer with our new public key would be ourselves.
                 if let Some(order) = identity.keys().and_then(|(_, public)| config.peers.find(public)) {
                     config.peers.remove(order);
                 }
                 let had_identity = config.identity.keys().is_some();
-                config.identity = identity;
+                config.identity.assign(&identity);
                 let send_staged = !had_identity && config.identity.keys().is_some() && netdev.is_running();
                 config.peers.for_each(|peer| {
                     peer.expire_current_keypairs();
@@ -399,6 +399,18 @@ fn parse_element<const N: usize>(element: Attr<'_>) -> Result<AttrTable<'_, N>> 
     Ok(element.parse_nested::<N>())
 }
 
+/// Takes the key `attr` carries, if any, into `slot`, where it stays put to
+/// be wiped when dropped (see [`Secret`]).
+fn take_secret<'s>(attr: Option<Attr<'_>>, slot: &'s mut Secret<KEY_LEN>) -> Result<Option<&'s Secret<KEY_LEN>>> {
+    match attr {
+        Some(attr) => {
+            attr.take_secret(slot)?;
+            Ok(Some(slot))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Applies one peer's attributes (upstream `set_peer`).
 fn set_peer(
     config: &mut Config,
@@ -406,8 +418,8 @@ fn set_peer(
     dev: &IfName,
     attrs: &AttrTable<'_, PEER_ATTRS>,
 ) -> Result {
-    let preshared_key =
-        attrs.get(WGPEER_A_PRESHARED_KEY).map(|a| a.take_secret::<KEY_LEN>()).transpose()?;
+    let mut preshared_key_slot = Secret::zeroed();
+    let preshared_key = take_secret(attrs.get(WGPEER_A_PRESHARED_KEY), &mut preshared_key_slot)?;
     let public_key: [u8; KEY_LEN] = attrs.get(WGPEER_A_PUBLIC_KEY).ok_or(EINVAL)?.array()?;
     let mut flags = attrs.get(WGPEER_A_FLAGS).map(|a| a.u32()).transpose()?.unwrap_or(0);
     if let Some(version) = attrs.get(WGPEER_A_PROTOCOL_VERSION) {
@@ -435,7 +447,7 @@ fn set_peer(
             if config.identity.keys().is_some_and(|(_, public)| *public == public_key) {
                 return Ok(());
             }
-            (config.peers.create(tunnel, dev, public_key, preshared_key.as_ref())?, None, true)
+            (config.peers.create(tunnel, dev, public_key, preshared_key)?, None, true)
         }
     };
     let result = update_peer(config, order, flags, attrs, preshared_key);
@@ -455,12 +467,12 @@ fn update_peer(
     order: u64,
     flags: u32,
     attrs: &AttrTable<'_, PEER_ATTRS>,
-    preshared_key: Option<Secret<KEY_LEN>>,
+    preshared_key: Option<&Secret<KEY_LEN>>,
 ) -> Result {
     let peers = &mut config.peers;
     let peer = peers.get(order).ok_or(ENOENT)?.clone();
     if let Some(key) = preshared_key {
-        peer.noise.set_preshared_key(&key);
+        peer.noise.set_preshared_key(key);
     }
     if let Some(endpoint) = attrs.get(WGPEER_A_ENDPOINT) {
         let mut sockaddr = [0u8; 28];

@@ -137,6 +137,14 @@ impl StaticIdentity {
         !crypto::memneq(self.private.expose(), key.expose())
     }
 
+    /// Overwrites this identity with a copy of `other`, which is left to be
+    /// wiped when dropped (see [`Secret::assign`]).
+    pub(crate) fn assign(&mut self, other: &StaticIdentity) {
+        self.private.assign(&other.private);
+        self.public = other.public;
+        self.has_identity = other.has_identity;
+    }
+
     /// Installs `key`; an all-zero key removes the identity.
     pub(crate) fn set_private_key(&mut self, key: &Secret<KEY_LEN>) {
         let public = crypto::curve25519_generate_public(key);
@@ -180,8 +188,8 @@ impl<P: NoisePeer> DeviceNoise<P> {
     /// expire every peer's current keypairs, as upstream. May sleep.
     pub(crate) fn set_identity(&self, identity: &StaticIdentity) -> Result {
         let keys = match identity.keys() {
-            Some((private, public)) => Some(RcuArc::new(
-                StaticKeys { private: Secret::copy_from(private), public: *public },
+            Some((private, public)) => Some(RcuArc::pin_init(
+                init!(StaticKeys { private <- Secret::init_with(|k| *k = *private), public: *public }? Error),
                 GFP_KERNEL,
             )?),
             None => None,
@@ -235,13 +243,6 @@ impl SymmetricState {
         self.hash.assign(&other.hash);
     }
 
-    fn duplicate(&self) -> Self {
-        SymmetricState {
-            chaining_key: Secret::copy_from(self.chaining_key.expose()),
-            hash: Secret::copy_from(self.hash.expose()),
-        }
-    }
-
     fn mix_hash(&mut self, data: &[u8]) {
         let mut hash = Secret::zeroed();
         crypto::blake2s(&[self.hash.expose(), data], hash.expose_mut());
@@ -251,42 +252,58 @@ impl SymmetricState {
     /// `e` (either side): the ephemeral public key goes into both.
     fn mix_ephemeral(&mut self, ephemeral: &[u8; NOISE_PUBLIC_KEY_LEN]) {
         self.mix_hash(ephemeral);
-        let [chaining_key] = crypto::kdf(self.chaining_key.expose(), ephemeral);
+        self.mix_chaining_key(ephemeral);
+    }
+
+    /// Mixes `input` into the chaining key alone.
+    fn mix_chaining_key(&mut self, input: &[u8]) {
+        let mut chaining_key = Secret::zeroed();
+        crypto::kdf(self.chaining_key.expose(), input, [&mut chaining_key]);
         self.chaining_key.assign(&chaining_key);
     }
 
-    /// Mixes `input` into the chaining key and returns the message key.
-    fn mix_key(&mut self, input: &[u8]) -> Secret<KEY_LEN> {
-        let [chaining_key, key] = crypto::kdf(self.chaining_key.expose(), input);
+    /// Mixes `input` into the chaining key and derives the message key into
+    /// `key`.
+    fn mix_key(&mut self, input: &[u8], key: &mut Secret<KEY_LEN>) {
+        let mut chaining_key = Secret::zeroed();
+        crypto::kdf(self.chaining_key.expose(), input, [&mut chaining_key, key]);
         self.chaining_key.assign(&chaining_key);
-        key
     }
 
-    /// A DH result into the chaining key; `None` for a low-order point.
-    fn mix_dh(&mut self, private: &Secret<KEY_LEN>, public: &[u8; KEY_LEN]) -> Option<Secret<KEY_LEN>> {
-        let shared = crypto::curve25519(private, public)?;
-        Some(self.mix_key(shared.expose()))
+    /// A DH result into the chaining key, the message key into `key`;
+    /// `None` for a low-order point.
+    fn mix_dh(&mut self, private: &Secret<KEY_LEN>, public: &[u8; KEY_LEN], key: &mut Secret<KEY_LEN>) -> Option<()> {
+        let mut shared = Secret::zeroed();
+        crypto::curve25519(private, public, &mut shared)?;
+        self.mix_key(shared.expose(), key);
+        Some(())
     }
 
     /// As [`Self::mix_dh`], without a message key (`ee`, `se`).
     fn mix_dh_only(&mut self, private: &Secret<KEY_LEN>, public: &[u8; KEY_LEN]) -> Option<()> {
-        let shared = crypto::curve25519(private, public)?;
-        let [chaining_key] = crypto::kdf(self.chaining_key.expose(), shared.expose());
-        self.chaining_key.assign(&chaining_key);
+        let mut shared = Secret::zeroed();
+        crypto::curve25519(private, public, &mut shared)?;
+        self.mix_chaining_key(shared.expose());
         Some(())
     }
 
-    /// `ss` from the cached static-static DH; refused if it is zero.
-    fn mix_static_static(&mut self, static_static: &Secret<KEY_LEN>) -> Option<Secret<KEY_LEN>> {
-        (!static_static.is_zero()).then(|| self.mix_key(static_static.expose()))
+    /// `ss` from the cached static-static DH, the message key into `key`;
+    /// refused if it is zero.
+    fn mix_static_static(&mut self, static_static: &Secret<KEY_LEN>, key: &mut Secret<KEY_LEN>) -> Option<()> {
+        if static_static.is_zero() {
+            return None;
+        }
+        self.mix_key(static_static.expose(), key);
+        Some(())
     }
 
-    /// `psk`: mixes the preshared key into both; returns the message key.
-    fn mix_psk(&mut self, psk: &Secret<KEY_LEN>) -> Secret<KEY_LEN> {
-        let [chaining_key, temp_hash, key] = crypto::kdf(self.chaining_key.expose(), psk.expose());
+    /// `psk`: mixes the preshared key into both, the message key into `key`.
+    fn mix_psk(&mut self, psk: &Secret<KEY_LEN>, key: &mut Secret<KEY_LEN>) {
+        let mut chaining_key = Secret::zeroed();
+        let mut temp_hash = Secret::zeroed();
+        crypto::kdf(self.chaining_key.expose(), psk.expose(), [&mut chaining_key, &mut temp_hash, key]);
         self.chaining_key.assign(&chaining_key);
         self.mix_hash(temp_hash.expose());
-        key
     }
 
     /// Seals `src` with the hash as associated data (nonce 0: each key seals
@@ -312,9 +329,10 @@ struct Handshake {
     last_initiation_consumption: u64,
     /// The identity the handshake in progress uses.
     identity: Option<RcuArc<StaticKeys>>,
-    /// DH(our static, their static) and the identity it was computed with;
-    /// all-zero if refused.
-    static_static: Option<(RcuArc<StaticKeys>, Secret<KEY_LEN>)>,
+    /// DH(our static, their static), all-zero if refused, and the identity
+    /// it was computed with.
+    static_static: Secret<KEY_LEN>,
+    static_static_identity: Option<RcuArc<StaticKeys>>,
     ephemeral_private: Secret<KEY_LEN>,
     remote_ephemeral: [u8; NOISE_PUBLIC_KEY_LEN],
     preshared_key: Secret<KEY_LEN>,
@@ -327,20 +345,27 @@ struct Handshake {
 }
 
 impl Handshake {
-    fn new(preshared_key: Option<&Secret<KEY_LEN>>) -> Self {
-        Handshake {
+    /// A handshake that has not begun, with the peer's preshared key
+    /// copied in place.
+    fn new(preshared_key: Option<&Secret<KEY_LEN>>) -> impl Init<Self> + '_ {
+        init!(Handshake {
             state: HandshakeState::Zeroed,
             last_initiation_consumption: 0,
             identity: None,
-            static_static: None,
+            static_static: Secret::zeroed(),
+            static_static_identity: None,
             ephemeral_private: Secret::zeroed(),
             remote_ephemeral: [0; NOISE_PUBLIC_KEY_LEN],
-            preshared_key: preshared_key.map_or_else(Secret::zeroed, |k| Secret::copy_from(k.expose())),
+            preshared_key <- Secret::init_with(|k| {
+                if let Some(psk) = preshared_key {
+                    k.copy_from_slice(psk.expose());
+                }
+            }),
             symmetric: SymmetricState::zeroed(),
             latest_timestamp: [0; NOISE_TIMESTAMP_LEN],
             remote_index: 0,
             local_index: None,
-        }
+        })
     }
 
     fn state(&self) -> HandshakeState {
@@ -364,19 +389,19 @@ impl Handshake {
         &mut self,
         identity: &RcuArc<StaticKeys>,
         remote_static: &[u8; KEY_LEN],
-    ) -> Option<&Secret<KEY_LEN>> {
-        let cached = matches!(&self.static_static, Some((id, _)) if RcuArc::ptr_eq(id, identity));
+    ) -> &Secret<KEY_LEN> {
+        let cached = matches!(&self.static_static_identity, Some(id) if RcuArc::ptr_eq(id, identity));
         if !cached {
             // A peer with our own public key, or of low order: zero, which
             // every handshake refuses.
-            let ss = if identity.public == *remote_static {
-                None
-            } else {
-                crypto::curve25519(&identity.private, remote_static)
-            };
-            self.static_static = Some((identity.clone(), ss.unwrap_or_else(Secret::zeroed)));
+            if identity.public == *remote_static
+                || crypto::curve25519(&identity.private, remote_static, &mut self.static_static).is_none()
+            {
+                self.static_static.wipe();
+            }
+            self.static_static_identity = Some(identity.clone());
         }
-        self.static_static.as_ref().map(|(_, ss)| ss)
+        &self.static_static
     }
 
     /// Moves our index-table entry to a fresh random index (upstream
@@ -418,12 +443,11 @@ impl<P: NoisePeer> PeerNoise<P> {
     pub(crate) fn new(
         remote_static: [u8; NOISE_PUBLIC_KEY_LEN],
         preshared_key: Option<&Secret<KEY_LEN>>,
-    ) -> impl PinInit<Self, Error> {
-        let handshake = Handshake::new(preshared_key);
+    ) -> impl PinInit<Self, Error> + '_ {
         let cookie = PeerCookie::new(&remote_static);
         try_pin_init!(PeerNoise {
             remote_static,
-            handshake <- new_mutex!(handshake),
+            handshake <- new_mutex!(Handshake::new(preshared_key)),
             keypairs <- Keypairs::new(),
             cookie <- new_mutex!(cookie),
         })
@@ -435,12 +459,12 @@ impl<P: NoisePeer> PeerNoise<P> {
 
     /// May sleep.
     pub(crate) fn set_preshared_key(&self, key: &Secret<KEY_LEN>) {
-        self.handshake.lock().preshared_key = Secret::copy_from(key.expose());
+        self.handshake.lock().preshared_key.assign(key);
     }
 
-    /// A copy of the preshared key, for get-device. May sleep.
-    pub(crate) fn preshared_key(&self) -> Secret<KEY_LEN> {
-        Secret::copy_from(self.handshake.lock().preshared_key.expose())
+    /// Calls `f` with the preshared key, for get-device. May sleep.
+    pub(crate) fn with_preshared_key<R>(&self, f: impl FnOnce(&Secret<KEY_LEN>) -> R) -> R {
+        f(&self.handshake.lock().preshared_key)
     }
 
     /// Where the handshake stands. May sleep.
@@ -468,15 +492,16 @@ fn tai64n_now() -> [u8; NOISE_TIMESTAMP_LEN] {
 /// context; may sleep.
 pub(crate) fn create_initiation<P: NoisePeer>(peer: &RcuArc<P>) -> Option<[u8; MESSAGE_INITIATION_LEN]> {
     // Before any lock: this may wait for the RNG to be seeded.
-    let ephemeral = crypto::curve25519_generate_secret();
-    create_initiation_with(peer, ephemeral, tai64n_now(), random::u32)
+    let mut ephemeral = Secret::zeroed();
+    crypto::curve25519_generate_secret(&mut ephemeral);
+    create_initiation_with(peer, &ephemeral, tai64n_now(), random::u32)
 }
 
 /// [`create_initiation`] with the ephemeral key, the timestamp and the
 /// index source given (the self-tests give fixed ones).
 pub(crate) fn create_initiation_with<P: NoisePeer>(
     peer: &RcuArc<P>,
-    ephemeral_private: Secret<KEY_LEN>,
+    ephemeral_private: &Secret<KEY_LEN>,
     timestamp: [u8; NOISE_TIMESTAMP_LEN],
     pick_index: impl FnMut() -> u32,
 ) -> Option<[u8; MESSAGE_INITIATION_LEN]> {
@@ -485,22 +510,23 @@ pub(crate) fn create_initiation_with<P: NoisePeer>(
     let mut hs = noise.handshake.lock();
     let mut sym = SymmetricState::new(&noise.remote_static);
     // e
-    let ephemeral = crypto::curve25519_generate_public(&ephemeral_private)?;
+    let ephemeral = crypto::curve25519_generate_public(ephemeral_private)?;
     sym.mix_ephemeral(&ephemeral);
     // es
-    let key = sym.mix_dh(&ephemeral_private, &noise.remote_static)?;
+    let mut key = Secret::zeroed();
+    sym.mix_dh(ephemeral_private, &noise.remote_static, &mut key)?;
     // s
     let mut encrypted_static = [0; noise_encrypted_len(NOISE_PUBLIC_KEY_LEN)];
     sym.encrypt(&mut encrypted_static, &identity.public, &key)?;
     // ss
-    let key = sym.mix_static_static(hs.static_static(&identity, &noise.remote_static)?)?;
+    sym.mix_static_static(hs.static_static(&identity, &noise.remote_static), &mut key)?;
     // {t}
     let mut encrypted_timestamp = [0; noise_encrypted_len(NOISE_TIMESTAMP_LEN)];
     sym.encrypt(&mut encrypted_timestamp, &timestamp, &key)?;
 
     let sender_index = hs.reindex(peer, pick_index)?;
     hs.symmetric.assign(&sym);
-    hs.ephemeral_private.assign(&ephemeral_private);
+    hs.ephemeral_private.assign(ephemeral_private);
     hs.identity = Some(identity);
     hs.state = HandshakeState::CreatedInitiation;
     drop(hs);
@@ -529,7 +555,8 @@ pub(crate) fn consume_initiation<P: NoisePeer>(dev: &DeviceNoise<P>, src: &Initi
     // e
     sym.mix_ephemeral(e);
     // es
-    let key = sym.mix_dh(&identity.private, e)?;
+    let mut key = Secret::zeroed();
+    sym.mix_dh(&identity.private, e, &mut key)?;
     // s
     let mut s = [0; NOISE_PUBLIC_KEY_LEN];
     sym.decrypt(&mut s, &src.encrypted_static, &key)?;
@@ -542,7 +569,7 @@ pub(crate) fn consume_initiation<P: NoisePeer>(dev: &DeviceNoise<P>, src: &Initi
         return None;
     }
     // ss
-    let key = sym.mix_static_static(hs.static_static(&identity, &noise.remote_static)?)?;
+    sym.mix_static_static(hs.static_static(&identity, &noise.remote_static), &mut key)?;
     // {t}
     let mut t = [0; NOISE_TIMESTAMP_LEN];
     sym.decrypt(&mut t, &src.encrypted_timestamp, &key)?;
@@ -572,14 +599,15 @@ pub(crate) fn consume_initiation<P: NoisePeer>(dev: &DeviceNoise<P>, src: &Initi
 /// fresh ephemeral key and index; with mac1 and mac2. Process context; may
 /// sleep.
 pub(crate) fn create_response<P: NoisePeer>(peer: &RcuArc<P>) -> Option<[u8; MESSAGE_RESPONSE_LEN]> {
-    let ephemeral = crypto::curve25519_generate_secret();
-    create_response_with(peer, ephemeral, random::u32)
+    let mut ephemeral = Secret::zeroed();
+    crypto::curve25519_generate_secret(&mut ephemeral);
+    create_response_with(peer, &ephemeral, random::u32)
 }
 
 /// [`create_response`] with the ephemeral key and index source given.
 pub(crate) fn create_response_with<P: NoisePeer>(
     peer: &RcuArc<P>,
-    ephemeral_private: Secret<KEY_LEN>,
+    ephemeral_private: &Secret<KEY_LEN>,
     pick_index: impl FnMut() -> u32,
 ) -> Option<[u8; MESSAGE_RESPONSE_LEN]> {
     let noise = peer.noise();
@@ -587,23 +615,25 @@ pub(crate) fn create_response_with<P: NoisePeer>(
     if hs.state != HandshakeState::ConsumedInitiation {
         return None;
     }
-    let mut sym = hs.symmetric.duplicate();
+    let mut sym = SymmetricState::zeroed();
+    sym.assign(&hs.symmetric);
     // e
-    let ephemeral = crypto::curve25519_generate_public(&ephemeral_private)?;
+    let ephemeral = crypto::curve25519_generate_public(ephemeral_private)?;
     sym.mix_ephemeral(&ephemeral);
     // ee
-    sym.mix_dh_only(&ephemeral_private, &hs.remote_ephemeral)?;
+    sym.mix_dh_only(ephemeral_private, &hs.remote_ephemeral)?;
     // se
-    sym.mix_dh_only(&ephemeral_private, &noise.remote_static)?;
+    sym.mix_dh_only(ephemeral_private, &noise.remote_static)?;
     // psk
-    let key = sym.mix_psk(&hs.preshared_key);
+    let mut key = Secret::zeroed();
+    sym.mix_psk(&hs.preshared_key, &mut key);
     // {}
     let mut encrypted_nothing = [0; noise_encrypted_len(0)];
     sym.encrypt(&mut encrypted_nothing, &[], &key)?;
 
     let sender_index = hs.reindex(peer, pick_index)?;
     hs.symmetric.assign(&sym);
-    hs.ephemeral_private.assign(&ephemeral_private);
+    hs.ephemeral_private.assign(ephemeral_private);
     hs.state = HandshakeState::CreatedResponse;
     let receiver_index = hs.remote_index;
     drop(hs);
@@ -634,7 +664,8 @@ pub(crate) fn consume_response<P: NoisePeer>(dev: &DeviceNoise<P>, src: &Respons
     if !dev.identity.is(&identity) {
         return None;
     }
-    let mut sym = hs.symmetric.duplicate();
+    let mut sym = SymmetricState::zeroed();
+    sym.assign(&hs.symmetric);
     let e = &src.unencrypted_ephemeral;
     // e
     sym.mix_ephemeral(e);
@@ -643,7 +674,8 @@ pub(crate) fn consume_response<P: NoisePeer>(dev: &DeviceNoise<P>, src: &Respons
     // se
     sym.mix_dh_only(&identity.private, e)?;
     // psk
-    let key = sym.mix_psk(&hs.preshared_key);
+    let mut key = Secret::zeroed();
+    sym.mix_psk(&hs.preshared_key, &mut key);
     // {}
     sym.decrypt(&mut [], &src.encrypted_nothing, &key)?;
 
@@ -672,8 +704,10 @@ pub(crate) fn begin_session<P: NoisePeer>(peer: &RcuArc<P>) -> bool {
     let Some(local_index) = hs.local_index else {
         return false;
     };
-    let [first, second] = crypto::kdf(hs.symmetric.chaining_key.expose(), &[]);
-    let (sending, receiving) = if i_am_the_initiator { (first, second) } else { (second, first) };
+    let mut first = Secret::zeroed();
+    let mut second = Secret::zeroed();
+    crypto::kdf(hs.symmetric.chaining_key.expose(), &[], [&mut first, &mut second]);
+    let (sending, receiving) = if i_am_the_initiator { (&first, &second) } else { (&second, &first) };
     let Ok(keypair) = RcuArc::pin_init(
         Keypair::new(peer.clone(), sending, receiving, local_index, hs.remote_index, i_am_the_initiator),
         GFP_KERNEL,
@@ -834,17 +868,17 @@ impl<P: NoisePeer> Drop for Owner<P> {
 }
 
 impl<P: NoisePeer> Keypair<P> {
-    fn new(
+    fn new<'a>(
         peer: RcuArc<P>,
-        sending: Secret<KEY_LEN>,
-        receiving: Secret<KEY_LEN>,
+        sending: &'a Secret<KEY_LEN>,
+        receiving: &'a Secret<KEY_LEN>,
         local_index: u32,
         remote_index: u32,
         i_am_the_initiator: bool,
-    ) -> impl PinInit<Self, Error> {
+    ) -> impl PinInit<Self, Error> + 'a {
         try_pin_init!(Keypair {
-            sending,
-            receiving,
+            sending <- Secret::init_with(|k| k.copy_from_slice(sending.expose())),
+            receiving <- Secret::init_with(|k| k.copy_from_slice(receiving.expose())),
             sending_valid: Atomic::new(true),
             receiving_valid: Atomic::new(true),
             birthdate: time::coarse_boottime_ns(),

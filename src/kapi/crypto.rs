@@ -33,6 +33,13 @@ pub(crate) const XNONCE_LEN: usize = bindings::XCHACHA20POLY1305_NONCE_SIZE as u
 const _: () = assert!(KEY_LEN == 32 && HASH_LEN == 32 && bindings::CHACHA20POLY1305_KEY_SIZE == 32);
 
 /// Bytes that are wiped (with `memzero_explicit`) when dropped.
+///
+/// Only the place a `Secret` is dropped in is wiped: moving one by value
+/// (returning it, passing it, building a struct of it) may leave a copy in a
+/// stack frame that nothing wipes. So secrets are computed into places that
+/// stay put (`&mut Secret` out-parameters), and a structure that keeps one
+/// has it written in place with [`Secret::init_with`]. The noise self-test looks
+/// for a handshake's keys in the dead part of the stack.
 pub(crate) struct Secret<const N: usize>([u8; N]);
 
 impl<const N: usize> Secret<N> {
@@ -66,6 +73,26 @@ impl<const N: usize> Secret<N> {
         !memneq(&self.0, &[0; N])
     }
 
+    /// An initialiser that zeroes the secret in the place it initialises,
+    /// then lets `fill` write it there: building a structure from a `Secret`
+    /// by value may leave a copy on the stack.
+    pub(crate) fn init_with(fill: impl FnOnce(&mut [u8; N])) -> impl pin_init::Init<Self> {
+        let init = move |slot: *mut Self| {
+            // SAFETY: the initialiser's caller passes a `slot` valid for
+            // writes of a `Secret<N>`, and for reads once it is written; no
+            // other reference to it exists while it is being initialised.
+            let bytes = unsafe {
+                slot.write(Secret::zeroed());
+                &mut (*slot).0
+            };
+            fill(bytes);
+            Ok(())
+        };
+        // SAFETY: the closure initialises the whole of `*slot`, and never
+        // fails.
+        unsafe { pin_init::init_from_closure(init) }
+    }
+
     /// Overwrites the secret with a copy of `other`, which stays where it
     /// is to be wiped when it is dropped. (`*self = other` would move
     /// `other`'s bytes, and a move leaves them behind in the place it moved
@@ -92,6 +119,15 @@ pub(crate) fn wipe(bytes: &mut [u8]) {
     unsafe { bindings::wgrs_memzero_explicit(bytes.as_mut_ptr().cast(), bytes.len()) };
 }
 
+/// Whether `bytes` occur in the dead part of the current task's stack, below
+/// the caller's frame: what calls that have returned left there unwiped.
+/// For the self-tests.
+pub(crate) fn stack_residue(bytes: &[u8]) -> bool {
+    // SAFETY: `bytes` is valid for reads of its length; the helper reads
+    // nothing else but the current task's own stack.
+    unsafe { bindings::wgrs_stack_residue(bytes.as_ptr(), bytes.len()) }
+}
+
 /// Constant-time inequality of two equally long byte strings.
 pub(crate) fn memneq<const N: usize>(a: &[u8; N], b: &[u8; N]) -> bool {
     // SAFETY: both pointers are valid for reads of `N` bytes.
@@ -109,12 +145,11 @@ pub(crate) fn curve25519_generate_public(secret: &Secret<KEY_LEN>) -> Option<[u8
     ok.then_some(public)
 }
 
-/// A fresh clamped Curve25519 private key (`curve25519_generate_secret`).
-/// May sleep until the RNG is seeded.
-pub(crate) fn curve25519_generate_secret() -> Secret<KEY_LEN> {
-    let mut secret = Secret::random();
+/// A fresh clamped Curve25519 private key into `secret`
+/// (`curve25519_generate_secret`). May sleep until the RNG is seeded.
+pub(crate) fn curve25519_generate_secret(secret: &mut Secret<KEY_LEN>) {
+    random::fill_wait(secret.expose_mut());
     curve25519_clamp(secret.expose_mut());
-    secret
 }
 
 /// RFC 7748 clamping of a Curve25519 scalar (`curve25519_clamp_secret`).
@@ -123,10 +158,10 @@ pub(crate) fn curve25519_clamp(secret: &mut [u8; KEY_LEN]) {
     secret[KEY_LEN - 1] = (secret[KEY_LEN - 1] & 127) | 64;
 }
 
-/// Diffie-Hellman: `secret` times `public`, or `None` when the result is the
-/// all-zero point (`public` is of low order), which callers must refuse.
-pub(crate) fn curve25519(secret: &Secret<KEY_LEN>, public: &[u8; KEY_LEN]) -> Option<Secret<KEY_LEN>> {
-    let mut shared = Secret::zeroed();
+/// Diffie-Hellman: `secret` times `public` into `shared`, or `None` when the
+/// result is the all-zero point (`public` is of low order), which callers
+/// must refuse.
+pub(crate) fn curve25519(secret: &Secret<KEY_LEN>, public: &[u8; KEY_LEN], shared: &mut Secret<KEY_LEN>) -> Option<()> {
     // SAFETY: the three buffers are `CURVE25519_KEY_SIZE` bytes long.
     let ok = unsafe {
         bindings::curve25519(
@@ -135,7 +170,7 @@ pub(crate) fn curve25519(secret: &Secret<KEY_LEN>, public: &[u8; KEY_LEN]) -> Op
             public.as_ptr(),
         )
     };
-    ok.then_some(shared)
+    ok.then_some(())
 }
 
 /// An incremental BLAKE2s computation with an `N`-byte output (1 to 32).
@@ -211,8 +246,8 @@ pub(crate) fn blake2s_keyed<const N: usize, const K: usize>(key: &[u8; K], data:
 
 /// HMAC-BLAKE2s (RFC 2104) of the concatenation of `parts` under a
 /// `HASH_LEN`-byte key (all WireGuard uses; shorter than a block, so it is
-/// not hashed first).
-pub(crate) fn hmac(key: &[u8; HASH_LEN], parts: &[&[u8]]) -> Secret<HASH_LEN> {
+/// not hashed first), into `out`.
+pub(crate) fn hmac(key: &[u8; HASH_LEN], parts: &[&[u8]], out: &mut Secret<HASH_LEN>) {
     let mut x_key = Secret::<BLAKE2S_BLOCK_LEN>::zeroed();
     for (x, k) in x_key.expose_mut().iter_mut().zip(key) {
         *x = *k;
@@ -231,31 +266,28 @@ pub(crate) fn hmac(key: &[u8; HASH_LEN], parts: &[&[u8]]) -> Secret<HASH_LEN> {
     for x in x_key.expose_mut().iter_mut() {
         *x ^= 0x5c ^ 0x36;
     }
-    let mut out = Secret::zeroed();
     let mut ctx = Blake2s::<HASH_LEN>::new();
     ctx.update(x_key.expose()).update(inner.expose());
     ctx.finalize(out.expose_mut());
-    out
 }
 
 /// HKDF (RFC 5869) over HMAC-BLAKE2s as Noise uses it: `K` (1 to 3)
-/// outputs of `HASH_LEN` bytes from `data` under `chaining_key`.
-pub(crate) fn kdf<const K: usize>(chaining_key: &[u8; HASH_LEN], data: &[u8]) -> [Secret<HASH_LEN>; K] {
+/// outputs of `HASH_LEN` bytes from `data` under `chaining_key`, written
+/// into `out` in order.
+pub(crate) fn kdf<const K: usize>(chaining_key: &[u8; HASH_LEN], data: &[u8], out: [&mut Secret<HASH_LEN>; K]) {
     const { assert!(K >= 1 && K <= 3) };
     // Extract.
-    let prk = hmac(chaining_key, &[data]);
+    let mut prk = Secret::zeroed();
+    hmac(chaining_key, &[data], &mut prk);
     // Expand: T(i) = HMAC(prk, T(i - 1) || i), with T(0) empty.
-    let mut out: [Secret<HASH_LEN>; K] = core::array::from_fn(|_| Secret::zeroed());
     let mut previous: Option<&Secret<HASH_LEN>> = None;
-    for (counter, slot) in (1u8..).zip(out.iter_mut()) {
-        let t = match previous {
-            None => hmac(prk.expose(), &[&[counter]]),
-            Some(previous) => hmac(prk.expose(), &[previous.expose(), &[counter]]),
-        };
-        slot.assign(&t);
+    for (counter, slot) in (1u8..).zip(out) {
+        match previous {
+            None => hmac(prk.expose(), &[&[counter]], slot),
+            Some(previous) => hmac(prk.expose(), &[previous.expose(), &[counter]], slot),
+        }
         previous = Some(slot);
     }
-    out
 }
 
 /// The nonce of an AEAD operation: ChaCha20-Poly1305 takes a 64-bit counter

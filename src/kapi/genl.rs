@@ -402,19 +402,19 @@ impl<'a> Attr<'a> {
         Ok(buf)
     }
 
-    /// Copies out a payload of exactly `N` bytes and wipes it in the
-    /// request, so that secrets do not linger in socket buffers.
-    pub(crate) fn take_secret<const N: usize>(self) -> Result<super::crypto::Secret<N>> {
+    /// Copies a payload of exactly `N` bytes into `secret` and wipes it in
+    /// the request, so that secrets do not linger in socket buffers.
+    pub(crate) fn take_secret<const N: usize>(self, secret: &mut super::crypto::Secret<N>) -> Result {
         let len = self.payload_len();
-        let mut secret = super::crypto::Secret::<N>::zeroed();
         let copied = self.copy_to(secret.expose_mut());
         // SAFETY: the payload is `len` bytes in the request buffer, which the
         // handler may write; no reference into it is alive (reads copy).
         super::crypto::wipe(unsafe { core::slice::from_raw_parts_mut(self.payload_ptr(), len) });
         if copied != N {
+            secret.wipe();
             return Err(EINVAL);
         }
-        Ok(secret)
+        Ok(())
     }
 
     /// The attributes nested in this one, in order.

@@ -248,7 +248,7 @@ fn sessions() -> Result<Outcome> {
     a_b.noise.set_preshared_key(&psk);
     b_a.noise.set_preshared_key(&psk);
     let outcome = (|| -> Outcome {
-        check(!crypto::memneq(a_b.noise.preshared_key().expose(), psk.expose()), "preshared key")?;
+        check(a_b.noise.with_preshared_key(|key| !crypto::memneq(key.expose(), psk.expose())), "preshared key")?;
         handshake(a_b, b_a)?;
 
         // The initiator sends at once; the responder waits in next.
@@ -326,7 +326,9 @@ fn consume(to: &TestPeer, message: &[u8]) -> bool {
 
 /// An initiation with a given timestamp (fresh ephemeral and index).
 fn initiation_at(from: &RcuArc<TestPeer>, timestamp: [u8; NOISE_TIMESTAMP_LEN]) -> Option<[u8; 148]> {
-    noise::create_initiation_with(from, crypto::curve25519_generate_secret(), timestamp, random::u32)
+    let mut ephemeral = Secret::zeroed();
+    crypto::curve25519_generate_secret(&mut ephemeral);
+    noise::create_initiation_with(from, &ephemeral, timestamp, random::u32)
 }
 
 fn timestamp(n: u32) -> [u8; NOISE_TIMESTAMP_LEN] {
@@ -530,16 +532,34 @@ fn fixed_vectors() -> Result<Outcome> {
         t[..8].copy_from_slice(&(0x400000000000000au64 + 1767225600).to_be_bytes());
         t[8..].copy_from_slice(&(3u32 << 24).to_be_bytes());
         let initiation =
-            noise::create_initiation_with(i, Secret::copy_from(&run(0x40)), t, || VEC_I_I).ok_or("create initiation")?;
+            noise::create_initiation_with(i, &Secret::copy_from(&run(0x40)), t, || VEC_I_I).ok_or("create initiation")?;
         same(&initiation, &VEC_INITIATION, "initiation")?;
         check(consume(r, &initiation), "consume initiation")?;
         let response =
-            noise::create_response_with(r, Secret::copy_from(&run(0x60)), || VEC_I_R).ok_or("create response")?;
+            noise::create_response_with(r, &Secret::copy_from(&run(0x60)), || VEC_I_R).ok_or("create response")?;
         same(&response, &VEC_RESPONSE, "response")?;
         check(noise::begin_session(r), "responder session")?;
         let response = Response::from_bytes(&response).ok_or("parse response")?;
         noise::consume_response(&pair.a.noise, &response).ok_or("consume response")?;
         check(noise::begin_session(i), "initiator session")?;
+        // What the handshake had, the keys it made and the keys it was
+        // given must not outlive it in the stack frames it used.
+        let mut left = false;
+        for (secret, what) in [
+            (&VEC_T_SEND_I, "initiator sending key"),
+            (&VEC_T_RECV_I, "initiator receiving key"),
+            (&run(0x40), "initiator ephemeral key"),
+            (&run(0x60), "responder ephemeral key"),
+            (&run(0x80), "preshared key"),
+            (&run(0x00), "initiator static key"),
+            (&run(0x20), "responder static key"),
+        ] {
+            if crypto::stack_residue(secret) {
+                pr_err!("noise self-test: the {} is left on the stack\n", what);
+                left = true;
+            }
+        }
+        check(!left, "secrets left on the stack")?;
 
         let ki = i.noise.keypairs.current_arc(&rcu::read_lock()).ok_or("no keypair")?;
         let kr = pair.b.noise.index.lookup_keypair(VEC_I_R, &rcu::read_lock()).cloned().ok_or("no keypair")?;
