@@ -83,7 +83,7 @@ interop: module
 	tools/interop
 
 # Opt-in: the 2^20 peer cap (some ten minutes under TCG; IMPL=rs only). The
-# peers need about 3 GiB since they carry data-plane state: hence VM_MEM.
+# peers need more than 2 GiB since they carry data-plane state: hence VM_MEM.
 check-peer-cap: module
 	VM_MEM=$${VM_MEM:-6144} tools/vm-run tests/peer-cap.sh
 
