@@ -106,8 +106,8 @@ kselftest: module
 # for its generic code (Documentation/benchmarks.md).
 BENCH_ENV := WGRS_KERNEL_PROFILE=bench VM_CPU=$${VM_CPU:-qemu64}
 # COUNT=1: tools/tcg-count's QEMU plugin in the VM, and its report after it.
-COUNT_ENV = $(if $(COUNT),VM_QEMU_ARGS="$$(tools/tcg-count qemu-args "$$($(BENCH_ENV) tools/kernel)")")
-COUNT_REPORT = $(if $(COUNT),; rc=$$?; tools/tcg-count report build/vm/last; exit $$rc)
+COUNT_ENV = $(if $(COUNT),VM_RUN_FILE=build/vm/.run.$$$$ VM_QEMU_ARGS="$$(tools/tcg-count qemu-args "$$($(BENCH_ENV) tools/kernel)")")
+COUNT_REPORT = $(if $(COUNT),; rc=$$?; tools/tcg-count report "$$(cat build/vm/.run.$$$$)"; rm -f build/vm/.run.$$$$; exit $$rc)
 bench:
 	$(BENCH_ENV) tools/module modules
 	$(BENCH_ENV) tools/module M=$(CURDIR)/tests/kmod modules
