@@ -412,6 +412,7 @@ class Endpoint:
         self.remote = remote
         self.log = []   # (time, bytes) of what was received and not taken, in order
         self.taken = {}  # id(message) -> time received, for what recv_until returned
+        self.clock = time.monotonic  # what stamps the log
 
     def send(self, msg, remote=None):
         self.sock.sendto(msg, remote or self.remote)
@@ -424,7 +425,7 @@ class Endpoint:
             if not select.select([self.sock], [], [], left)[0]:
                 return
             data, _ = self.sock.recvfrom(65535)
-            self.log.append((time.monotonic(), data))
+            self.log.append((self.clock(), data))
 
     def recv_until(self, pred, seconds):
         """The first message received (now or before) that pred accepts, and
@@ -440,10 +441,10 @@ class Endpoint:
             if left <= 0 or not select.select([self.sock], [], [], left)[0]:
                 return None
             data, _ = self.sock.recvfrom(65535)
-            self.log.append((time.monotonic(), data))
+            self.log.append((self.clock(), data))
 
     def log_time(self, msg):
-        """The monotonic time at which a message recv_until returned arrived."""
+        """The time (by self.clock) at which a message recv_until returned arrived."""
         return self.taken[id(msg)]
 
     def seen(self, pred):
