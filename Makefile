@@ -59,7 +59,7 @@ check-lifecycle: module
 # cached kernel, built the first time it is asked for (about 85 minutes on 2
 # cores). The module and tests/kmod are built for it in build/profile-kasan/.
 # check-debug runs the whole make check suite on it (or SUITES='control
-# kselftest', names from tests/suite.sh), then unloads the module and runs a
+# kselftest', names from tests/suite.sh, in that order), then unloads the module and runs a
 # kmemleak scan (tests/check-debug.sh); check-faults sweeps
 # allocation failures over device creation and a setconf of PEERS peers and
 # fails allocations at random under traffic (tests/fault-inject.sh;

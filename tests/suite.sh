@@ -10,20 +10,17 @@
 # total as "N passed, M failed"; exits non-zero on failure.
 #
 #   tests/suite.sh [NAME...]     only the suites named (e.g. "control
-#                                kselftest"), in the order above
+#                                kselftest"), in the order given
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
+all=(selftests check control dataplane kselftest fuzz fuzz-genl hostile packet-fuzz)
+[ $# -gt 0 ] || set -- "${all[@]}"
 suites=()
-for suite in tests/selftests.sh tests/check.sh tests/control.sh tests/dataplane.sh tests/kselftest.sh \
-	tests/fuzz.sh tests/fuzz-genl.sh tests/hostile.sh tests/packet-fuzz.sh; do
-	name=${suite#tests/}
-	name=${name%.sh}
-	if [ $# = 0 ] || [[ " $* " == *" $name "* ]]; then
-		suites+=("$suite")
-	fi
+for name in "$@"; do
+	[[ " ${all[*]} " == *" $name "* ]] || { echo "no suite named $name (the suites: ${all[*]})"; exit 2; }
+	suites+=("tests/$name.sh")
 done
-[ ${#suites[@]} -gt 0 ] || { echo "no suite named $*"; exit 2; }
 
 passed=0
 failed=0
