@@ -63,6 +63,29 @@ struct Entry {
     next: RcuPtr<Entry>,
 }
 
+impl Entry {
+    /// The entry of `ip` in `net` on the chain from `bucket`.
+    fn find<'g>(bucket: &RcuPtr<Entry>, guard: &'g rcu::Guard, net: u64, ip: u64) -> Option<&'g Entry> {
+        let mut entry = bucket.get(guard)?;
+        while entry.net != net || entry.ip != ip {
+            entry = entry.next.get(guard)?;
+        }
+        Some(entry)
+    }
+
+    /// Takes a token if there is one. Like nft_limit, but with the burst in
+    /// the bucket's size rather than in the rate.
+    fn take_token(&self) -> bool {
+        let mut b = self.bucket.lock();
+        let now = time::coarse_boottime_ns();
+        let tokens = b.tokens.saturating_add(now.saturating_sub(b.last_time_ns)).min(TOKEN_MAX);
+        b.last_time_ns = now;
+        let allowed = tokens >= PACKET_COST;
+        b.tokens = if allowed { tokens - PACKET_COST } else { tokens };
+        allowed
+    }
+}
+
 /// The tables; the garbage collector ticks on them.
 #[pin_data]
 struct Table {
@@ -193,20 +216,8 @@ impl Table {
 
         {
             let guard = rcu::read_lock();
-            let mut slot = bucket;
-            while let Some(entry) = slot.get(&guard) {
-                if entry.net == net && entry.ip == ip {
-                    // Like nft_limit, but with the burst in the bucket's
-                    // size rather than in the rate.
-                    let mut b = entry.bucket.lock();
-                    let now = time::coarse_boottime_ns();
-                    let tokens = b.tokens.saturating_add(now.wrapping_sub(b.last_time_ns)).min(TOKEN_MAX);
-                    b.last_time_ns = now;
-                    let allowed = tokens >= PACKET_COST;
-                    b.tokens = if allowed { tokens - PACKET_COST } else { tokens };
-                    return allowed;
-                }
-                slot = &entry.next;
+            if let Some(entry) = Entry::find(bucket, &guard, net, ip) {
+                return entry.take_token();
             }
         }
 
@@ -232,6 +243,13 @@ impl Table {
         };
         let _lock = self.lock.lock();
         let guard = rcu::read_lock();
+        // Another worker may have added the source since our lookup: one
+        // bucket per source, or each would start with a burst of its own
+        // (upstream's does).
+        if let Some(existing) = Entry::find(bucket, &guard, net, ip) {
+            self.total_entries.fetch_sub(1, Relaxed);
+            return existing.take_token();
+        }
         // Not yet visible: link it in front of the chain, then publish it.
         drop(entry.next.replace(bucket.get_arc(&guard)));
         drop(bucket.replace(Some(entry)));
@@ -245,7 +263,10 @@ impl Table {
             let guard = rcu::read_lock();
             let mut slot = bucket;
             while let Some(entry) = slot.get(&guard) {
-                let idle = now.wrapping_sub(entry.bucket.lock().last_time_ns) > NSEC_PER_SEC;
+                // An entry used since `now` was read is not idle (upstream's
+                // unsigned difference wraps there and drops it, handing its
+                // source a fresh burst while it is being limited).
+                let idle = now.saturating_sub(entry.bucket.lock().last_time_ns) > NSEC_PER_SEC;
                 if all || idle {
                     // Readers on `entry` still find the rest of the chain.
                     drop(slot.replace(entry.next.get_arc(&guard)));
