@@ -200,12 +200,12 @@ def sent_and_seen(env, sends, marker_session, what):
 FAIR_SERVER = "/sys/kernel/debug/sched/fair_server"
 
 
-def coarse_clock():
+def coarse_clock_ns():
     """The clock the ratelimiter's buckets fill by (the kernel's coarse
-    boot-time clock less a constant, here since boot), to the tick: it can
-    lag the precise one by more than a tick when TCG's vCPUs wait for the
-    host."""
-    return time.clock_gettime(CLOCK_MONOTONIC_COARSE)
+    boot-time clock less a constant), in ns, as they count: it moves by
+    ticks, and can lag the precise one by more than a tick when TCG's
+    vCPUs wait for the host."""
+    return time.clock_gettime_ns(CLOCK_MONOTONIC_COARSE)
 
 
 @contextlib.contextmanager
@@ -271,7 +271,7 @@ def workers_stalled(seconds=20):
     MAX_QUEUED_INCOMING_HANDSHAKES / 8 = 512 packets, and for one second
     after it last saw that. The spinners give up after SECONDS in any case.
     Yields a dict whose "released" is the monotonic time at which the block
-    ended, and "released, coarse" the same by CLOCK_MONOTONIC_COARSE: no
+    ended, and "released, coarse ns" the same by coarse_clock_ns(): no
     handshake of the block's was processed before it."""
     cpus = sorted(os.sched_getaffinity(0))
     rt = "/proc/sys/kernel/sched_rt_runtime_us"
@@ -315,7 +315,7 @@ def workers_stalled(seconds=20):
             yield times
         finally:
             times["released"] = time.monotonic()
-            times["released, coarse"] = coarse_clock()
+            times["released, coarse ns"] = coarse_clock_ns()
             os.write(stop_w, b"x")
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
             os.sched_setaffinity(0, old_aff)
@@ -560,23 +560,34 @@ def test_cookie_under_load():
     note("cookie %s; the retry with mac2 was answered under load" % cookie.hex())
 
 
+RATELIMITER_ROUNDS = 5
+
+
 def test_ratelimiter():
     """Under load, handshakes with a valid mac2 from one source are limited to
-    20/s with a burst of 5: 100 initiations from 10.9.0.2 (100 peers, one
+    20/s with a burst of 5, and another source is still served. In each of
+    RATELIMITER_ROUNDS rounds, 100 initiations from 10.9.0.2 (100 peers, one
     each, so that nothing but the ratelimiter refuses them) are sent at once,
     then one from 10.9.0.3, which must be answered. The answers from
     10.9.0.2 must number at least 5 and at most 5 + 20 per second of the
-    time the batch took to be processed, plus one: both vCPUs' workers may
-    find the source new at once and each add an entry for it (upstream's
-    ratelimiter does the same). That time is read on the clock the buckets
-    fill by (coarse_clock(): precise clocks disagree with it by as much as
-    it lags), from when the stall ends (no worker runs before; the bucket
-    holds no more than the burst however long it waits) to when the last
-    of those answers arrived, read as they come: the workers of both vCPUs
-    share the queue, so 10.9.0.3's answer may come before the batch is
-    done. The 100 are many for the slowest kernel (KASAN under TCG makes
-    some 30 handshakes a second), so that they outlast the budget and the
-    test can judge."""
+    time the batch took to be processed (a bucket never holds more than
+    the burst, whatever came before). That
+    time is read on the clock the buckets fill by (coarse_clock_ns(): precise
+    clocks disagree with it by as much as it lags), from when the stall
+    ends (no worker runs before) to when the last of those answers arrived,
+    read as they come: the workers of both vCPUs share the queue, so
+    10.9.0.3's answer may come before the batch is done. The 100 outlast the
+    budget even on the slowest kernel (KASAN under TCG makes some 30
+    handshakes a second), so that the test can judge; the rounds, some
+    seconds apart, meet the ratelimiter's once-a-second collector.
+
+    Linux 7.3's C driver fails this test in some runs, and is wrong to: its
+    collector reads the clock once and then drops every entry whose last
+    use is more than a second before that reading, by an unsigned
+    difference that wraps for an entry used since, so a source being
+    limited while the collector runs gets a fresh burst; and two workers
+    that see a new source at once each add an entry for it, each with its
+    own burst."""
     n = 100
     env = Env(npeers=n + 2)
     a = env.ep
@@ -587,35 +598,39 @@ def test_ratelimiter():
     get_cookie(env, env.peers[n + 1], b)
     for p in env.peers[1:n + 1]:
         p.cookie = env.peers[0].cookie
-    inis = [p.initiation() for p in env.peers[1:n + 1]]
-    b_ini = env.peers[n + 1].initiation()
-    a.clock = coarse_clock
-    t = under_load(env, [(a, i.msg) for i in inis] + [(b, b_ini.msg)])
-    deadline = time.monotonic() + WAIT * 2
-    while time.monotonic() < deadline and not b.seen(lambda m: index_of(m) == b_ini.index):
-        a.drain(0.01)
-        b.drain()
-    a.drain(1)
-    r = b.recv_until(lambda m: index_of(m) == b_ini.index, 0)
-    check(r is not None, "the other source (10.9.0.3) was not answered")
-    check(msg_type(r) == MSG_RESPONSE, "the other source got a message of type %d" % msg_type(r))
-    idx = {i.index for i in inis}
-    answered = a.seen(lambda m: msg_type(m) == MSG_RESPONSE and index_of(m) in idx)
-    cookies = a.seen(lambda m: msg_type(m) == MSG_COOKIE and index_of(m) in idx)
-    times = [tm for tm, m in a.log if msg_type(m) == MSG_RESPONSE and index_of(m) in idx]
-    released = t["released, coarse"]
-    first, last = min(times, default=released), max(times, default=released)
-    span = last - released
-    limit = RATELIMIT_BURST + int(RATELIMIT_PACKETS_PER_SECOND * span) + 1
-    note("%d of %d initiations from one source answered, %d cookie replies; the batch took at most %.2f s"
-         " after the stall (limit %d; sending took %.2f s; the first answer came %.2f s after the stall,"
-         " the other source's %.2f s)"
-         % (len(answered), n, len(cookies), span, limit, t["released"] - t["first sent"],
-            first - released, b.log_time(r) - t["released"]))
-    check(limit < n, "inconclusive: the batch took so long that the ratelimiter could have let all %d through" % n)
-    check(not cookies, "initiations with a valid mac2 got cookie replies")
-    check(len(answered) >= RATELIMIT_BURST, "fewer than the burst of %d answered" % RATELIMIT_BURST)
-    check(len(answered) <= limit, "%d answered, more than 5 + 20/s allow" % len(answered))
+    a.clock = coarse_clock_ns
+    for rnd in range(1, RATELIMITER_ROUNDS + 1):
+        a.log.clear()
+        inis = [p.initiation() for p in env.peers[1:n + 1]]
+        b_ini = env.peers[n + 1].initiation()
+        t = under_load(env, [(a, i.msg) for i in inis] + [(b, b_ini.msg)])
+        deadline = time.monotonic() + WAIT * 2
+        while time.monotonic() < deadline and not b.seen(lambda m: index_of(m) == b_ini.index):
+            a.drain(0.01)
+            b.drain()
+        a.drain(1)
+        r = b.recv_until(lambda m: index_of(m) == b_ini.index, 0)
+        check(r is not None, "round %d: the other source (10.9.0.3) was not answered" % rnd)
+        check(msg_type(r) == MSG_RESPONSE, "round %d: the other source got a message of type %d" % (rnd, msg_type(r)))
+        idx = {i.index for i in inis}
+        answered = a.seen(lambda m: msg_type(m) == MSG_RESPONSE and index_of(m) in idx)
+        cookies = a.seen(lambda m: msg_type(m) == MSG_COOKIE and index_of(m) in idx)
+        times = [tm for tm, m in a.log if msg_type(m) == MSG_RESPONSE and index_of(m) in idx]
+        released = t["released, coarse ns"]
+        first, last = min(times, default=released), max(times, default=released)
+        limit = RATELIMIT_BURST + RATELIMIT_PACKETS_PER_SECOND * (last - released) // 10**9
+        span, first = (last - released) / 1e9, (first - released) / 1e9
+        note("round %d: %d of %d initiations from one source answered, %d cookie replies; the batch took at most"
+             " %.3f s after the stall (limit %d; sending took %.2f s; the first answer came %.3f s after the"
+             " stall, the other source's %.2f s)"
+             % (rnd, len(answered), n, len(cookies), span, limit, t["released"] - t["first sent"],
+                first, b.log_time(r) - t["released"]))
+        check(limit < n, "round %d: inconclusive: the batch took so long that the ratelimiter could have let all"
+              " %d through" % (rnd, n))
+        check(not cookies, "round %d: initiations with a valid mac2 got cookie replies" % rnd)
+        check(len(answered) >= RATELIMIT_BURST, "round %d: fewer than the burst of %d answered"
+              % (rnd, RATELIMIT_BURST))
+        check(len(answered) <= limit, "round %d: %d answered, more than 5 + 20/s allow" % (rnd, len(answered)))
 
 
 def test_transport_replay():
