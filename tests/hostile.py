@@ -571,15 +571,15 @@ def test_ratelimiter():
     then one from 10.9.0.3, which must be answered. The answers from
     10.9.0.2 must number at least 5 and at most 5 + 20 per second of the
     time the batch took to be processed (a bucket never holds more than
-    the burst, whatever came before). That
-    time is read on the clock the buckets fill by (coarse_clock_ns(): precise
-    clocks disagree with it by as much as it lags), from when the stall
-    ends (no worker runs before) to when the last of those answers arrived,
-    read as they come: the workers of both vCPUs share the queue, so
-    10.9.0.3's answer may come before the batch is done. The 100 outlast the
-    budget even on the slowest kernel (KASAN under TCG makes some 30
-    handshakes a second), so that the test can judge; the rounds, some
-    seconds apart, meet the ratelimiter's once-a-second collector.
+    the burst, whatever came before). That time is read on the clock the
+    buckets fill by (coarse_clock_ns(): precise clocks disagree with it by
+    as much as it lags), from when the stall ends (no worker runs before)
+    to when the last of those answers arrived, read as they come: the
+    workers of both vCPUs share the queue, so 10.9.0.3's answer may come
+    before the batch is done. The 100 outlast the budget even on the
+    slowest kernel (KASAN under TCG makes some 30 handshakes a second), so
+    that the test can judge; the rounds, some seconds apart, meet the
+    ratelimiter's once-a-second collector.
 
     Linux 7.3's C driver fails this test in some runs, and is wrong to: its
     collector reads the clock once and then drops every entry whose last
