@@ -613,18 +613,17 @@ def test_ratelimiter():
         check(r is not None, "round %d: the other source (10.9.0.3) was not answered" % rnd)
         check(msg_type(r) == MSG_RESPONSE, "round %d: the other source got a message of type %d" % (rnd, msg_type(r)))
         idx = {i.index for i in inis}
-        answered = a.seen(lambda m: msg_type(m) == MSG_RESPONSE and index_of(m) in idx)
+        # Arrival times of the answers to the batch, on a's clock (coarse ns).
+        answered = [tm for tm, m in a.log if msg_type(m) == MSG_RESPONSE and index_of(m) in idx]
         cookies = a.seen(lambda m: msg_type(m) == MSG_COOKIE and index_of(m) in idx)
-        times = [tm for tm, m in a.log if msg_type(m) == MSG_RESPONSE and index_of(m) in idx]
         released = t["released, coarse ns"]
-        first, last = min(times, default=released), max(times, default=released)
-        limit = RATELIMIT_BURST + RATELIMIT_PACKETS_PER_SECOND * (last - released) // 10**9
-        span, first = (last - released) / 1e9, (first - released) / 1e9
+        first_ns, last_ns = min(answered, default=released), max(answered, default=released)
+        limit = RATELIMIT_BURST + RATELIMIT_PACKETS_PER_SECOND * (last_ns - released) // 10**9
         note("round %d: %d of %d initiations from one source answered, %d cookie replies; the batch took at most"
              " %.3f s after the stall (limit %d; sending took %.2f s; the first answer came %.3f s after the"
              " stall, the other source's %.2f s)"
-             % (rnd, len(answered), n, len(cookies), span, limit, t["released"] - t["first sent"],
-                first, b.log_time(r) - t["released"]))
+             % (rnd, len(answered), n, len(cookies), (last_ns - released) / 1e9, limit,
+                t["released"] - t["first sent"], (first_ns - released) / 1e9, b.log_time(r) - t["released"]))
         check(limit < n, "round %d: inconclusive: the batch took so long that the ratelimiter could have let all"
               " %d through" % (rnd, n))
         check(not cookies, "round %d: initiations with a valid mac2 got cookie replies" % rnd)
