@@ -314,6 +314,20 @@ void wgrs_memzero_explicit(void *s, size_t count) { memzero_explicit(s, count); 
 int wgrs_crypto_memneq(const void *a, const void *b, size_t size) { return crypto_memneq(a, b, size); }
 
 /*
+ * Zeroes the stack just below the caller's frame, where the calls it made
+ * left their locals: lib/crypto's BLAKE2s compression keeps the message
+ * words of the last block in its frame, and in HKDF's expansion that block
+ * holds the previous output, a session key. Not inlined: the buffer
+ * must lie below the caller's frame.
+ */
+noinline void wgrs_stack_burn(void)
+{
+	u8 buf[1024];
+
+	memzero_explicit(buf, sizeof(buf));
+}
+
+/*
  * Whether the @len bytes at @needle occur in the dead part of the current
  * task's stack: from its lowest address up to this function's frame, where
  * calls that have returned left their locals. For the self-tests, which look

@@ -132,6 +132,7 @@ bool wgrs_ipv6_mod_enabled(void);
 bool wgrs_net_ns_capable(struct net *net, int cap);
 void wgrs_memzero_explicit(void *s, size_t count);
 int wgrs_crypto_memneq(const void *a, const void *b, size_t size);
+void wgrs_stack_burn(void);
 bool wgrs_stack_residue(const u8 *needle, size_t len);
 bool wgrs_refcount_inc_not_zero(refcount_t *r);
 u32 wgrs_get_random_u32_below(u32 ceil);

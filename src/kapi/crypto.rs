@@ -288,6 +288,9 @@ pub(crate) fn kdf<const K: usize>(chaining_key: &[u8; HASH_LEN], data: &[u8], ou
         }
         previous = Some(slot);
     }
+    // The hashes' frames, below ours, still hold what they hashed.
+    // SAFETY: no preconditions.
+    unsafe { bindings::wgrs_stack_burn() };
 }
 
 /// The nonce of an AEAD operation: ChaCha20-Poly1305 takes a 64-bit counter
