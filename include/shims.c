@@ -13,6 +13,16 @@
 #include <crypto/chacha20poly1305.h>
 #include <linux/sched/task_stack.h>
 
+/*
+ * With CONFIG_RUST_INLINE_HELPERS, Kbuild links this file into the Rust
+ * object as LLVM bitcode, beside the kernel's own helpers, and LLVM inlines
+ * the shims into their callers. As for those helpers (rust/helpers/helpers.c),
+ * only always_inline gets past LLVM's attribute checks between C and Rust
+ * functions. Elsewhere it changes little: the shims are called from Rust,
+ * and each keeps its out-of-line copy.
+ */
+#pragma clang attribute push(__attribute__((always_inline)), apply_to = function)
+
 void *wgrs_netdev_priv(const struct net_device *dev) { return netdev_priv(dev); }
 void wgrs_dev_put(struct net_device *dev) { dev_put(dev); }
 const char *wgrs_netdev_name(const struct net_device *dev) { return dev->name; }
@@ -317,8 +327,8 @@ int wgrs_crypto_memneq(const void *a, const void *b, size_t size) { return crypt
  * Zeroes the stack just below the caller's frame, where the calls it made
  * left their locals: lib/crypto's BLAKE2s compression keeps the message
  * words of the last block in its frame, and in HKDF's expansion that block
- * holds the previous output, a session key. Not inlined: the buffer
- * must lie below the caller's frame.
+ * holds the previous output, a session key. Not inlined (the pragma above
+ * does not override noinline): the buffer must lie below the caller's frame.
  */
 noinline void wgrs_stack_burn(void)
 {
@@ -835,3 +845,5 @@ int wgrs_format_ip6(char *buf, size_t len, const u8 *addr, bool compressed)
 {
 	return compressed ? snprintf(buf, len, "%pI6c", addr) : snprintf(buf, len, "%pI6", addr);
 }
+
+#pragma clang attribute pop
