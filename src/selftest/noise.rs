@@ -579,11 +579,23 @@ fn fixed_vectors() -> Result<Outcome> {
     Ok(outcome.and(teardown))
 }
 
+/// The key derivation alone: what it hashed must not stay below it on the
+/// stack. Checked right after it returns, before any other call could
+/// overwrite its callees' frames (lib/crypto's BLAKE2s keeps each block's
+/// words in its frame, and HKDF hashes its first output to make the second).
+fn kdf_residue() -> Result<Outcome> {
+    let (mut first, mut second) = (Secret::zeroed(), Secret::zeroed());
+    crypto::kdf(&run(0xa0), &run(0xc0), [&mut first, &mut second]);
+    let left = crypto::stack_residue(first.expose()) || crypto::stack_residue(second.expose());
+    Ok(check(!left, "kdf left its output on the stack"))
+}
+
 /// Runs every test; prints `noise self-tests: pass`, or what failed.
 pub(crate) fn selftest() -> bool {
     let mut success = true;
     for (name, test) in [
         ("fixed-vector", fixed_vectors as fn() -> Result<Outcome>),
+        ("kdf-residue", kdf_residue),
         ("handshake", sessions),
         ("refusal", refusals),
         ("cookie", cookies),
