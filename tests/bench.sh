@@ -279,8 +279,10 @@ profiled() {
 	rec=$!
 	"$@"
 	wait $rec
-	perf_top "$D/perf.data" "== profile: $(impl_name "$impl"), $what (cpu-clock, all CPUs, self time)" \
-		>>"$D/profiles" || true
+	{
+		perf_top "$D/perf.data" "== profile: $(impl_name "$impl"), $what (cpu-clock, all CPUs, self time)"
+		perf_tasks "$D/perf.data"
+	} >>"$D/profiles" || true
 	[ -w /wgrs ] && {
 		"$PERF" report -i "$D/perf.data" --stdio --no-children --sort sym -g graph,0.5,callee --percent-limit 0.5
 		"$PERF" report -i "$D/perf.data" --stdio --children --sort sym -g none --percent-limit 1

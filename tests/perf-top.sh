@@ -15,3 +15,29 @@ perf_top() {
 				if (busy > 0 && v[i] / busy >= 0.01) printf "  %5.1f%%  %s\n", v[i] / busy * 100, s[i]
 		}'
 }
+
+# perf_tasks DATA: the same profile's samples by task, kernel and user time
+# together, idle included (swapper), as shares of all samples: one line,
+# kernel threads grouped by kind (kworker/0:1 and kworker/1:2 are kworker).
+perf_tasks() {
+	"$PERF" report -i "$1" --stdio --no-children --sort comm -g none 2>/dev/null |
+		awk '
+		$1 ~ /%$/ && NF >= 2 {
+			p = $1; sub(/%/, "", p); comm = $2
+			sub(/\/.*/, "", comm)
+			if (!(comm in v)) order[++n] = comm
+			v[comm] += p
+		}
+		END {
+			line = "  by task:"
+			for (k = 1; k <= n; k++) {
+				best = 0
+				for (i = 1; i <= n; i++)
+					if (!(order[i] in done) && (best == 0 || v[order[i]] > v[order[best]])) best = i
+				if (best == 0 || v[order[best]] < 0.5) break
+				done[order[best]] = 1
+				line = line sprintf(" %s %.1f%%", order[best], v[order[best]])
+			}
+			print line
+		}'
+}
