@@ -58,7 +58,7 @@ use crate::cookie::{CookieChecker, PeerCookie};
 use crate::kapi::{
     crypto::{self, Secret, HASH_LEN, KEY_LEN},
     random,
-    rcu::{self, Guard, RcuArc, RcuPtr},
+    rcu::{self, AtomicDrop, Guard, RcuArc, RcuPtr},
     sync::{new_spinlock_bh, SpinLockBh, SpinLockBhGuard},
     time::{self, NSEC_PER_SEC},
 };
@@ -89,7 +89,8 @@ pub(crate) trait NoisePeer: Send + Sync + Sized + 'static {
     fn device_noise(&self) -> &DeviceNoise<Self>;
     /// The peer's number in debug lines (upstream's `internal_id`).
     fn internal_id(&self) -> u64;
-    /// The device's name, for debug lines.
+    /// The device's name, for debug lines. Any context, softirq included
+    /// (a keypair's drop prints it).
     fn dev_name(&self) -> impl kernel::fmt::Display + '_;
     /// Whether the peer is being removed: no keypair may be added once
     /// this is true (read under RCU; the remover sets it, waits for a grace
@@ -708,7 +709,9 @@ pub(crate) fn begin_session<P: NoisePeer>(peer: &RcuArc<P>) -> bool {
     let mut second = Secret::zeroed();
     crypto::kdf(hs.symmetric.chaining_key.expose(), &[], [&mut first, &mut second]);
     let (sending, receiving) = if i_am_the_initiator { (&first, &second) } else { (&second, &first) };
-    let Ok(keypair) = RcuArc::pin_init(
+    // Dropped in the RCU callback, as upstream frees its keypairs: one goes
+    // per handshake, and handing each to the reaper would wake a worker.
+    let Ok(keypair) = RcuArc::pin_init_atomic(
         Keypair::new(peer.clone(), sending, receiving, local_index, hs.remote_index, i_am_the_initiator),
         GFP_KERNEL,
     ) else {
@@ -833,6 +836,11 @@ pub(crate) struct Keypair<P: NoisePeer> {
     i_am_the_initiator: bool,
     owner: Owner<P>,
 }
+
+// A keypair's drop wipes its keys, drops a reference to its peer
+// (`AtomicDrop`) and may print a line (`printk`, with the device's name,
+// which `NoisePeer::dev_name` gives in any context); the lock needs no drop.
+impl<P: NoisePeer> AtomicDrop for Keypair<P> {}
 
 /// A keypair's number and peer; logs the keypair's end when dropped, if
 /// its creation was logged (the kselftest pairs the lines up).

@@ -28,7 +28,7 @@
 //! freed and taken again meanwhile is never removed by mistake.
 
 use crate::kapi::{
-    rcu::{self, Guard, RcuArc},
+    rcu::{self, AtomicDrop, Guard, RcuArc},
     rhashtable::RhashTable,
 };
 use crate::messages::NOISE_PUBLIC_KEY_LEN;
@@ -41,6 +41,9 @@ pub(crate) enum IndexEntry<P: NoisePeer> {
     Handshake(RcuArc<P>),
     Keypair(RcuArc<Keypair<P>>),
 }
+
+// Either variant drops an `RcuArc`.
+impl<P: NoisePeer> AtomicDrop for IndexEntry<P> {}
 
 impl<P: NoisePeer> IndexEntry<P> {
     pub(crate) fn peer(&self) -> &RcuArc<P> {

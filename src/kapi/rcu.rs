@@ -39,8 +39,10 @@
 //! `Drop` may well sleep (release a socket, stop a timer synchronously, take
 //! a mutex). So `T` is not dropped in the callback: the callback hands the
 //! object to a work item, which drops and frees it in process context.
-//! Objects without drop glue (`!needs_drop::<T>()`) are freed in the
-//! callback directly.
+//! Objects without drop glue (`!needs_drop::<T>()`), and objects made with
+//! [`RcuArc::new_atomic`] or [`RcuArc::pin_init_atomic`] (`T:`
+//! [`AtomicDrop`]), are dropped and freed in the callback directly, which
+//! spares the work item's wakeup for objects freed at a high rate.
 //!
 //! Callbacks and the work item run this module's code: [`Barrier`] must
 //! outlive every `RcuArc` of the module (make it the last field of the
@@ -108,14 +110,35 @@ unsafe extern "C" fn wgrs_rcu_reap() {
     }
 }
 
+/// Types whose values may be dropped in softirq context: their drop never
+/// sleeps and takes no lock that is not safe there.
+///
+/// A safe trait, like the rule it states: a drop that sleeps in softirq
+/// context is a bug the kernel reports ("scheduling while atomic"), as is
+/// a sleeping call under a spinlock, not undefined behaviour.
+pub(crate) trait AtomicDrop {}
+
+// Dropping an `RcuArc` decrements a count and may queue an RCU callback
+// (`call_rcu`): neither sleeps or takes a lock.
+impl<T: Send + Sync> AtomicDrop for RcuArc<T> {}
+
 /// The allocation behind an [`RcuArc`].
 ///
 /// `repr(C)` with `head` first, so that the callback can recover the
 /// allocation from the `rcu_head` pointer it is given.
+///
+/// # Invariants
+///
+/// `drop_in_callback` is set only if `T: AtomicDrop`, or `T` has no drop
+/// glue.
 #[repr(C)]
 struct Inner<T> {
     head: Opaque<bindings::callback_head>,
     refcount: Refcount,
+    /// Whether the RCU callback drops the value itself (else the reaper
+    /// does). It takes the padding after the count when `T` is aligned to
+    /// 8 bytes.
+    drop_in_callback: bool,
     value: T,
 }
 
@@ -146,17 +169,40 @@ unsafe impl<T: Send + Sync> Send for RcuArc<T> {}
 // SAFETY: as above, `&RcuArc<T>` only gives out `&T`.
 unsafe impl<T: Send + Sync> Sync for RcuArc<T> {}
 
+/// An initialiser that moves `value` into place.
+fn moved<T>(value: T) -> impl PinInit<T, AllocError> {
+    // SAFETY: the closure initialises the whole slot and never fails.
+    unsafe {
+        pin_init::pin_init_from_closure(move |slot: *mut T| {
+            slot.write(value);
+            Ok::<(), AllocError>(())
+        })
+    }
+}
+
+impl<T: AtomicDrop + Send + Sync> RcuArc<T> {
+    /// As [`RcuArc::new`], for an object that is dropped in the RCU callback
+    /// that ends its grace period.
+    pub(crate) fn new_atomic(value: T, flags: Flags) -> Result<Self, AllocError> {
+        // INVARIANT: `T: AtomicDrop`.
+        Self::alloc(moved(value), flags, true)
+    }
+
+    /// As [`RcuArc::pin_init`], for an object that is dropped in the RCU
+    /// callback that ends its grace period.
+    pub(crate) fn pin_init_atomic<E: From<AllocError>>(
+        init: impl PinInit<T, E>,
+        flags: Flags,
+    ) -> Result<Self, E> {
+        // INVARIANT: `T: AtomicDrop`.
+        Self::alloc(init, flags, true)
+    }
+}
+
 impl<T: Send + Sync> RcuArc<T> {
     /// Allocates a new object with a reference count of one.
     pub(crate) fn new(value: T, flags: Flags) -> Result<Self, AllocError> {
-        // SAFETY: the closure initialises the whole slot and never fails.
-        let init = unsafe {
-            pin_init::pin_init_from_closure(move |slot: *mut T| {
-                slot.write(value);
-                Ok::<(), AllocError>(())
-            })
-        };
-        Self::pin_init(init, flags)
+        Self::pin_init(moved(value), flags)
     }
 
     /// Allocates a new object, initialised in place (it may contain pinned
@@ -165,6 +211,15 @@ impl<T: Send + Sync> RcuArc<T> {
     pub(crate) fn pin_init<E: From<AllocError>>(
         init: impl PinInit<T, E>,
         flags: Flags,
+    ) -> Result<Self, E> {
+        Self::alloc(init, flags, false)
+    }
+
+    /// Callers pass `drop_in_callback` only for `T: AtomicDrop`.
+    fn alloc<E: From<AllocError>>(
+        init: impl PinInit<T, E>,
+        flags: Flags,
+        drop_in_callback: bool,
     ) -> Result<Self, E> {
         let mut uninit = KBox::<Inner<T>>::new_uninit(flags)?;
         let ptr = uninit.as_mut_ptr();
@@ -176,11 +231,13 @@ impl<T: Send + Sync> RcuArc<T> {
         unsafe {
             ptr::addr_of_mut!((*ptr).head).write(Opaque::uninit());
             ptr::addr_of_mut!((*ptr).refcount).write(Refcount::new(1));
+            ptr::addr_of_mut!((*ptr).drop_in_callback).write(drop_in_callback);
             init.__init(ptr::addr_of_mut!((*ptr).value))?;
         }
         // SAFETY: every field was initialised above.
         let inner = unsafe { uninit.assume_init() };
-        // INVARIANT: a fresh `KBox` allocation, counting this one reference.
+        // INVARIANT: a fresh `KBox` allocation, counting this one reference;
+        // `drop_in_callback` as the callers promise.
         Ok(RcuArc { ptr: NonNull::from(KBox::leak(inner)), _owns: PhantomData })
     }
 
@@ -273,14 +330,18 @@ impl<T: Send + Sync> RcuArc<T> {
     }
 
     /// The RCU callback of an object whose count reached zero: frees it
-    /// here if dropping it does nothing, or hands it to the reaper.
+    /// here if dropping it does nothing or may be done in softirq context,
+    /// or hands it to the reaper.
     ///
     /// # Safety
     ///
     /// `head` must be the `head` of an `Inner<T>` allocated with [`KBox`]
     /// that no reference counts any more, and whose grace period has ended.
     unsafe extern "C" fn grace_period_ended(head: *mut bindings::callback_head) {
-        if core::mem::needs_drop::<T>() {
+        // SAFETY: per the function's contract, `head` starts a live `Inner<T>`
+        // (`repr(C)`, `head` first) that nothing else uses.
+        let drop_in_callback = unsafe { (*head.cast::<Inner<T>>()).drop_in_callback };
+        if core::mem::needs_drop::<T>() && !drop_in_callback {
             // SAFETY: RCU is done with `head`; the object is unreachable, so
             // ours to hand over, and `free` matches it.
             unsafe {
@@ -288,8 +349,9 @@ impl<T: Send + Sync> RcuArc<T> {
                 reap_later(head);
             }
         } else {
-            // SAFETY: per the function's contract; freeing memory without
-            // drop glue is fine in softirq context.
+            // SAFETY: per the function's contract. Freeing memory is fine in
+            // softirq context, and so is dropping `T`, which has no drop glue
+            // or is `AtomicDrop` (the type invariant of `Inner`).
             unsafe { Self::free(head) };
         }
     }
@@ -299,7 +361,8 @@ impl<T: Send + Sync> RcuArc<T> {
     /// # Safety
     ///
     /// As for [`Self::grace_period_ended`]; in process context unless `T`
-    /// has no drop glue.
+    /// has no drop glue or the object was made to be dropped in the
+    /// callback.
     unsafe extern "C" fn free(head: *mut bindings::callback_head) {
         // `head` is the first field of the `repr(C)` `Inner<T>`, and
         // `Opaque` is `repr(transparent)`.

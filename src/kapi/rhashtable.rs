@@ -16,14 +16,19 @@
 //! `rhash_head`, the key and the value. The table owns one count of every
 //! node linked into it; a removed node is freed a grace period after its
 //! last reference goes, so a reader that found it can keep using it until
-//! it leaves its critical section.
+//! it leaves its critical section. Inserting needs `V:` [`AtomicDrop`]:
+//! nodes are dropped and freed in the RCU callback, as C tables free
+//! theirs with `kfree_rcu`, with no work item per node.
 //!
 //! Nodes are removed and replaced by identity, not by key: the caller
 //! decides with a predicate on the value, which makes "remove the entry
 //! under this key if it is still mine" safe against the key having been
 //! freed and taken again meanwhile.
 
-use super::{bindings, rcu::Guard, rcu::RcuArc};
+use super::{
+    bindings,
+    rcu::{AtomicDrop, Guard, RcuArc},
+};
 use core::{marker::PhantomData, ptr, ptr::NonNull};
 use kernel::{alloc::Flags, error::to_result, ffi::c_void, prelude::*, types::Opaque};
 use pin_init::PinInit;
@@ -55,6 +60,8 @@ struct Node<K, V> {
 unsafe impl<K: Key, V: Send + Sync> Send for Node<K, V> {}
 // SAFETY: as above.
 unsafe impl<K: Key, V: Send + Sync> Sync for Node<K, V> {}
+// The head and the key have no drop glue.
+impl<K: Key, V: AtomicDrop> AtomicDrop for Node<K, V> {}
 
 /// A resizable hash table from `K` to `V` (`struct rhashtable`).
 ///
@@ -158,12 +165,18 @@ impl<K: Key, V: Send + Sync + 'static> RhashTable<K, V> {
         }
     }
 
-    fn new_node(key: K, value: V, flags: Flags) -> Result<RcuArc<Node<K, V>>> {
-        Ok(RcuArc::new(Node { head: Opaque::zeroed(), key, value }, flags)?)
+    fn new_node(key: K, value: V, flags: Flags) -> Result<RcuArc<Node<K, V>>>
+    where
+        V: AtomicDrop,
+    {
+        Ok(RcuArc::new_atomic(Node { head: Opaque::zeroed(), key, value }, flags)?)
     }
 
     /// Inserts `value` under `key`, unless the key is taken.
-    pub(crate) fn insert(&self, key: K, value: V, flags: Flags) -> Result<(), InsertError> {
+    pub(crate) fn insert(&self, key: K, value: V, flags: Flags) -> Result<(), InsertError>
+    where
+        V: AtomicDrop,
+    {
         let node = Self::new_node(key, value, flags).map_err(InsertError::Failed)?;
         match self.link(node) {
             Ok(()) => Ok(()),
@@ -174,7 +187,10 @@ impl<K: Key, V: Send + Sync + 'static> RhashTable<K, V> {
 
     /// Inserts `value` under the first key from `pick` that is not taken,
     /// and returns that key. One allocation, however many keys it tries.
-    pub(crate) fn insert_unique(&self, mut pick: impl FnMut() -> K, value: V, flags: Flags) -> Result<K> {
+    pub(crate) fn insert_unique(&self, mut pick: impl FnMut() -> K, value: V, flags: Flags) -> Result<K>
+    where
+        V: AtomicDrop,
+    {
         let mut key = pick();
         let mut node = Self::new_node(key, value, flags)?;
         loop {
@@ -223,7 +239,10 @@ impl<K: Key, V: Send + Sync + 'static> RhashTable<K, V> {
     /// Replaces the entry under `key` by `value` if `pred` accepts the old
     /// value, atomically for readers (they find one or the other). Returns
     /// whether it did.
-    pub(crate) fn replace_if(&self, key: &K, pred: impl FnOnce(&V) -> bool, value: V, flags: Flags) -> Result<bool> {
+    pub(crate) fn replace_if(&self, key: &K, pred: impl FnOnce(&V) -> bool, value: V, flags: Flags) -> Result<bool>
+    where
+        V: AtomicDrop,
+    {
         let new = Self::new_node(*key, value, flags)?;
         let guard = super::rcu::read_lock();
         let Some(old) = self.lookup(key) else {
