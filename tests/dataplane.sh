@@ -242,10 +242,11 @@ t_down_up_under_traffic() {
 	# Until the test ends (the cleanup kills them): a side whose peer lost
 	# its keys learns it only from that peer's next handshake, or after
 	# 15 s without an answer (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT), so the
-	# checks below need both sides still sending.
-	na ping -f -q 192.168.241.2 >/dev/null 2>&1 &
+	# checks below need both sides still sending. Not through na and nb:
+	# ip netns exec execs ping, so $! is ping itself, which kill reaches.
+	ip netns exec $A ping -f -q 192.168.241.2 >/dev/null 2>&1 &
 	bg_pid $!
-	nb ping -f -q 192.168.241.1 >/dev/null 2>&1 &
+	ip netns exec $B ping -f -q 192.168.241.1 >/dev/null 2>&1 &
 	bg_pid $!
 	for i in $(seq 1 10); do
 		na ip link set wga down && na ip link set wga up || fail "wga down/up, round $i"
