@@ -165,51 +165,6 @@ impl<K: Key, V: Send + Sync + 'static> RhashTable<K, V> {
         }
     }
 
-    fn new_node(key: K, value: V, flags: Flags) -> Result<RcuArc<Node<K, V>>>
-    where
-        V: AtomicDrop,
-    {
-        Ok(RcuArc::new_atomic(Node { head: Opaque::zeroed(), key, value }, flags)?)
-    }
-
-    /// Inserts `value` under `key`, unless the key is taken.
-    pub(crate) fn insert(&self, key: K, value: V, flags: Flags) -> Result<(), InsertError>
-    where
-        V: AtomicDrop,
-    {
-        let node = Self::new_node(key, value, flags).map_err(InsertError::Failed)?;
-        match self.link(node) {
-            Ok(()) => Ok(()),
-            Err((_, e)) if e == EEXIST => Err(InsertError::Exists),
-            Err((_, e)) => Err(InsertError::Failed(e)),
-        }
-    }
-
-    /// Inserts `value` under the first key from `pick` that is not taken,
-    /// and returns that key. One allocation, however many keys it tries.
-    pub(crate) fn insert_unique(&self, mut pick: impl FnMut() -> K, value: V, flags: Flags) -> Result<K>
-    where
-        V: AtomicDrop,
-    {
-        let mut key = pick();
-        let mut node = Self::new_node(key, value, flags)?;
-        loop {
-            match self.link(node) {
-                Ok(()) => return Ok(key),
-                Err((back, e)) if e == EEXIST => node = back,
-                Err((_, e)) => return Err(e),
-            }
-            key = pick();
-            let ptr = RcuArc::into_value_ptr(node);
-            // SAFETY: the node was never linked and this is its only
-            // reference, so nothing reads the key while we change it; the
-            // pointer has the allocation's (mutable) provenance.
-            unsafe { ptr::addr_of_mut!((*ptr.as_ptr()).key).write(key) };
-            // SAFETY: takes back the count given up just above.
-            node = unsafe { RcuArc::from_value_ptr(ptr) };
-        }
-    }
-
     /// Removes the entry under `key` if `pred` accepts its value; returns
     /// whether this call removed it. Readers may still see the value until
     /// a grace period has passed.
@@ -236,13 +191,71 @@ impl<K: Key, V: Send + Sync + 'static> RhashTable<K, V> {
         true
     }
 
+    /// The number of entries (`atomic_read(&ht->nelems)`).
+    pub(crate) fn len(&self) -> usize {
+        // SAFETY: the table is initialised.
+        let n = unsafe { bindings::wgrs_rhashtable_nelems(self.raw()) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    /// `rhashtable_free_and_destroy`'s callback: drops the table's count of
+    /// a node still linked at destruction.
+    ///
+    /// # Safety
+    ///
+    /// `obj` must be a node linked in a table of this type, which is being
+    /// destroyed (so nothing else unlinks it).
+    unsafe extern "C" fn free_node(obj: *mut c_void, _arg: *mut c_void) {
+        if let Some(node) = NonNull::new(obj.cast::<Node<K, V>>()) {
+            // SAFETY: the table owned this count (type invariant).
+            drop(unsafe { RcuArc::from_value_ptr(node) });
+        }
+    }
+}
+
+// Inserting: nodes are dropped in the RCU callback (see the module
+// documentation).
+impl<K: Key, V: AtomicDrop + Send + Sync + 'static> RhashTable<K, V> {
+    fn new_node(key: K, value: V, flags: Flags) -> Result<RcuArc<Node<K, V>>> {
+        Ok(RcuArc::new_atomic(Node { head: Opaque::zeroed(), key, value }, flags)?)
+    }
+
+    /// Inserts `value` under `key`, unless the key is taken.
+    pub(crate) fn insert(&self, key: K, value: V, flags: Flags) -> Result<(), InsertError> {
+        let node = Self::new_node(key, value, flags).map_err(InsertError::Failed)?;
+        match self.link(node) {
+            Ok(()) => Ok(()),
+            Err((_, e)) if e == EEXIST => Err(InsertError::Exists),
+            Err((_, e)) => Err(InsertError::Failed(e)),
+        }
+    }
+
+    /// Inserts `value` under the first key from `pick` that is not taken,
+    /// and returns that key. One allocation, however many keys it tries.
+    pub(crate) fn insert_unique(&self, mut pick: impl FnMut() -> K, value: V, flags: Flags) -> Result<K> {
+        let mut key = pick();
+        let mut node = Self::new_node(key, value, flags)?;
+        loop {
+            match self.link(node) {
+                Ok(()) => return Ok(key),
+                Err((back, e)) if e == EEXIST => node = back,
+                Err((_, e)) => return Err(e),
+            }
+            key = pick();
+            let ptr = RcuArc::into_value_ptr(node);
+            // SAFETY: the node was never linked and this is its only
+            // reference, so nothing reads the key while we change it; the
+            // pointer has the allocation's (mutable) provenance.
+            unsafe { ptr::addr_of_mut!((*ptr.as_ptr()).key).write(key) };
+            // SAFETY: takes back the count given up just above.
+            node = unsafe { RcuArc::from_value_ptr(ptr) };
+        }
+    }
+
     /// Replaces the entry under `key` by `value` if `pred` accepts the old
     /// value, atomically for readers (they find one or the other). Returns
     /// whether it did.
-    pub(crate) fn replace_if(&self, key: &K, pred: impl FnOnce(&V) -> bool, value: V, flags: Flags) -> Result<bool>
-    where
-        V: AtomicDrop,
-    {
+    pub(crate) fn replace_if(&self, key: &K, pred: impl FnOnce(&V) -> bool, value: V, flags: Flags) -> Result<bool> {
         let new = Self::new_node(*key, value, flags)?;
         let guard = super::rcu::read_lock();
         let Some(old) = self.lookup(key) else {
@@ -272,27 +285,6 @@ impl<K: Key, V: Send + Sync + 'static> RhashTable<K, V> {
         // the table now owns `new`'s.
         drop(unsafe { RcuArc::from_value_ptr(old) });
         Ok(true)
-    }
-
-    /// The number of entries (`atomic_read(&ht->nelems)`).
-    pub(crate) fn len(&self) -> usize {
-        // SAFETY: the table is initialised.
-        let n = unsafe { bindings::wgrs_rhashtable_nelems(self.raw()) };
-        usize::try_from(n).unwrap_or(0)
-    }
-
-    /// `rhashtable_free_and_destroy`'s callback: drops the table's count of
-    /// a node still linked at destruction.
-    ///
-    /// # Safety
-    ///
-    /// `obj` must be a node linked in a table of this type, which is being
-    /// destroyed (so nothing else unlinks it).
-    unsafe extern "C" fn free_node(obj: *mut c_void, _arg: *mut c_void) {
-        if let Some(node) = NonNull::new(obj.cast::<Node<K, V>>()) {
-            // SAFETY: the table owned this count (type invariant).
-            drop(unsafe { RcuArc::from_value_ptr(node) });
-        }
     }
 }
 
