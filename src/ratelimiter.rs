@@ -25,7 +25,7 @@ use crate::kapi::{
     global::{Global, GlobalRef},
     mm,
     periodic::{Periodic, Tick},
-    rcu::{self, RcuArc, RcuPtr},
+    rcu::{self, AtomicDrop, RcuArc, RcuPtr},
     time::{self, HZ, NSEC_PER_SEC},
 };
 use kernel::{
@@ -62,6 +62,10 @@ struct Entry {
     bucket: SpinLock<Bucket>,
     next: RcuPtr<Entry>,
 }
+
+// Its lock has no drop glue, and its link drops an `RcuArc`: freed in the
+// RCU callback, as upstream frees its entries.
+impl AtomicDrop for Entry {}
 
 impl Entry {
     /// The entry of `ip` in `net` on the chain from `bucket`.
@@ -225,7 +229,7 @@ impl Table {
             self.total_entries.fetch_sub(1, Relaxed);
             return false;
         }
-        let entry = RcuArc::pin_init(
+        let entry = RcuArc::pin_init_atomic(
             try_pin_init!(Entry {
                 ip,
                 net,

@@ -121,6 +121,8 @@ pub(crate) trait AtomicDrop {}
 // Dropping an `RcuArc` decrements a count and may queue an RCU callback
 // (`call_rcu`): neither sleeps or takes a lock.
 impl<T: Send + Sync> AtomicDrop for RcuArc<T> {}
+// Dropping a slot drops the `RcuArc` it holds.
+impl<T: Send + Sync> AtomicDrop for RcuPtr<T> {}
 
 /// The allocation behind an [`RcuArc`].
 ///
@@ -129,8 +131,7 @@ impl<T: Send + Sync> AtomicDrop for RcuArc<T> {}
 ///
 /// # Invariants
 ///
-/// `drop_in_callback` is set only if `T: AtomicDrop`, or `T` has no drop
-/// glue.
+/// `drop_in_callback` is set only if `T: AtomicDrop`.
 #[repr(C)]
 struct Inner<T> {
     head: Opaque<bindings::callback_head>,
