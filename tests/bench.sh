@@ -397,7 +397,7 @@ udp_rcvbuf_errors() {
 }
 
 udp() {
-	local impl=$1 topo=$2 rx0 rx1 txd0 txd1 rbe0 rbe1
+	local impl=$1 topo=$2 rx0 rx1 txd0 txd1 rbe0 rbe1 sent
 	rx0=$(nb cat /sys/class/net/wg0/statistics/rx_packets)
 	txd0=$(na cat /sys/class/net/wg0/statistics/tx_dropped)
 	rbe0=$(udp_rcvbuf_errors)
@@ -406,9 +406,14 @@ udp() {
 	txd1=$(na cat /sys/class/net/wg0/statistics/tx_dropped)
 	rbe1=$(udp_rcvbuf_errors)
 	# Where the datagrams the receiver missed went: what bounds the rate.
-	log "    (sent $(jget udp-sent "$D/udp.json" 64 2>/dev/null || echo '?') datagrams/s;" \
+	sent=$(jget udp-sent "$D/udp.json" 64 2>/dev/null) || sent=
+	log "    (sent ${sent:-?} datagrams/s;" \
 		"wg0 in $B received $(( (rx1 - rx0) / SECS )) packets/s over the whole run;" \
 		"dropped: $((txd1 - txd0)) by wg0 in $A, $((rbe1 - rbe0)) for a full receive buffer in $B)"
+	if [ -n "$sent" ]; then
+		add "$impl.udpsent.$topo" "$sent"
+		add "$impl.udprbe.$topo" "$(( (rbe1 - rbe0) / SECS ))"
+	fi
 }
 
 latency() {
@@ -653,6 +658,8 @@ for topo in $TOPOS; do
 	row "TCP 1 stream, Mbit/s ($topo)" "tcp1.$topo" '%.1f'
 	row "TCP $NCPU streams, Mbit/s ($topo)" "tcpn.$topo" '%.1f'
 	row "UDP 64 B, datagrams/s received ($topo)" "udp.$topo" '%.0f'
+	row "  sent into the tunnel, datagrams/s ($topo)" "udpsent.$topo" '%.0f'
+	row "  lost at the receiving socket (full), /s ($topo)" "udprbe.$topo" '%.0f' lower
 	row "ping under load, median us ($topo)" "lat50.$topo" '%.0f' lower
 	row "ping under load, p99 us ($topo)" "lat99.$topo" '%.0f' lower
 	row "TCP 1 stream / AEAD limit ($topo)" "frac.$topo" '%.3f'
