@@ -28,10 +28,28 @@ echo "interop: guest ${ROLE^^} runs $WGRS_MODULE (A: $IMPL_A, B: $IMPL_B)"
 meet() { python3 tests/interop-sync.py "$ROLE" "$OTHER" "$@"; }
 on() { [ "$ROLE" = "$1" ]; }
 transfer() { wg show wg0 transfer | cut -f2,3 | tr '\t' ' '; }
+# The wire (QEMU's UDP sockets on the host) can lose datagrams under load.
+# iptables counts the tunnel's datagrams where they leave and enter eth0,
+# so that what the wire lost is known to the byte.
+count_wire() {
+	local t
+	for t in iptables ip6tables; do
+		$t -w -A INPUT -i eth0 -p udp --dport 51820 && $t -w -A OUTPUT -o eth0 -p udp --sport 51820 || return 1
+	done
+}
+# wire_bytes CHAIN: the UDP payload bytes (WireGuard messages) counted in
+# CHAIN, both families: the IP packets' bytes less their IP and UDP headers.
+wire_bytes() {
+	local v4 v6
+	v4=$(iptables -w -L "$1" -v -x -n | awk '/udp.*51820/ { print $2 - 28 * $1; exit }')
+	v6=$(ip6tables -w -L "$1" -v -x -n | awk '/udp.*51820/ { print $2 - 48 * $1; exit }')
+	echo $((v4 + v6))
+}
 
 ip link set lo up
 ip link set eth0 up && ip addr add 10.77.0.$ME/24 dev eth0 && ip addr add fd77::$ME/64 dev eth0 nodad ||
 	{ echo "interop: FAIL: no eth0"; exit 1; }
+count_wire || { echo "interop: FAIL: iptables counters on eth0"; exit 1; }
 modprobe "$WGRS_MODULE" || { echo "interop: FAIL: modprobe $WGRS_MODULE"; exit 1; }
 ip link add wg0 type wireguard &&
 	wg set wg0 private-key <(echo "$KEY") listen-port 51820 \
@@ -81,7 +99,7 @@ iperf_to() {
 # Pings and TCP both ways; then, once quiet, each side's sent bytes are the
 # other side's received bytes, exactly.
 t_traffic_counts() {
-	local mine theirs
+	local theirs
 	expect_ok ping -c 20 -i 0.2 -W 10 192.168.77.$PEER
 	expect_ok ping -6 -c 20 -i 0.2 -W 10 fd77:77::$PEER
 	iperf_to a 192.168.77.1
@@ -89,11 +107,19 @@ t_traffic_counts() {
 	# Keepalives go out within 10 s of the last data; then nothing moves.
 	sleep 15
 	meet quiet >/dev/null || fail "no meeting"
-	mine=$(transfer)
-	theirs=$(meet counters "${mine// /,}") || fail "no meeting"
-	note "bytes received and sent: here $mine, there ${theirs//,/ }"
-	expect_eq "${mine%% *}" "${theirs##*,}" "bytes received here, sent there"
-	expect_eq "${mine##* }" "${theirs%%,*}" "bytes sent here, received there"
+	# rx tx (wg0's counts), then the wire's at eth0: in out.
+	local -a m t
+	m=($(transfer) $(wire_bytes INPUT) $(wire_bytes OUTPUT))
+	theirs=$(meet counters "$(IFS=,; echo "${m[*]}")") || fail "no meeting"
+	IFS=, read -ra t <<<"$theirs"
+	[ "${#m[@]}" = 4 ] && [ "${#t[@]}" = 4 ] || fail "counters: here '${m[*]}', there '$theirs'"
+	# What left the other side's eth0 but never entered this one's, and back.
+	local lost_here=$((t[3] - m[2])) lost_there=$((m[3] - t[2]))
+	note "bytes received and sent: here ${m[0]} ${m[1]}, there ${t[0]} ${t[1]};" \
+		"lost on the wire: $lost_here to here, $lost_there to there"
+	[ "$lost_here" -ge 0 ] && [ "$lost_there" -ge 0 ] || fail "more arrived than was sent: here ${m[*]}, there ${t[*]}"
+	expect_eq "${m[0]}" "$((t[1] - lost_here))" "bytes received here, sent there less the wire's losses"
+	expect_eq "${m[1]}" "$((t[0] + lost_there))" "bytes sent here, received there plus the wire's losses"
 }
 
 # B moves to another address; A learns it from B's next packet and answers
