@@ -448,7 +448,7 @@ flood_hs() {
 }
 
 flood() {
-	local impl=$1 topo=$2 ip_s=(ip) i pid n0 n1 out v loss secs snap= reading
+	local impl=$1 topo=$2 ip_s=(ip) i pid n0 n1 out v loss secs snap= reading cookies
 	rm -f "$D"/flood.reading.*
 	[ "$topo" = veth ] && ip_s=(ip -n $B)
 	ip netns add $F && ip -n $F link set lo up &&
@@ -500,13 +500,14 @@ flood() {
 		add "$impl.hs.$topo" "$v"
 		add "$impl.fsent.$topo" "$(sed -n 's|.* sent/s=\([0-9]*\).*|\1|p' <<<"$out")"
 		add "$impl.fresp.$topo" "$(sed -n 's|.* window_responses/s=\([0-9.]*\).*|\1|p' <<<"$out")"
-		add "$impl.cookies.$topo" "$(sed -n 's|.* cookie_replies=\([0-9]*\).*|\1|p' <<<"$out")"
+		cookies=$(sed -n 's|.* cookie_replies=\([0-9]*\).*|\1|p' <<<"$out")
+		add "$impl.cookies.$topo" "$cookies"
 		log "  $topo: initiation flood: $v handshakes/s ($((n1 - n0)) responses sent by wg0 in the $secs s from 1 s into the flood to its end; $n1 in all)"
 		[ -n "$snap" ] && count_end "$snap" "$(impl_name "$impl")" "initiation flood ($topo)" "$secs" &&
 			count_work "$snap" $((n1 - n0)) handshake
 		log "    $(sed -n 's/^flooding at [0-9.]*: //p' "$D/flood.out")"
 		log "    $out"
-		[ "$(sed -n 's|.* cookie_replies=\([0-9]*\).*|\1|p' <<<"$out")" = 0 ] &&
+		[ "$cookies" = 0 ] &&
 			log "    warning: wg0 was never under load (no cookie reply): this measured an idle responder; raise flood_rate"
 	fi
 	loss=$(grep -o '[0-9.]*% packet loss' "$D/fping.txt" | cut -d% -f1)

@@ -97,7 +97,7 @@ iperf_to() {
 }
 
 # Pings and TCP both ways; then, once quiet, each side's sent bytes are the
-# other side's received bytes, exactly.
+# other side's received bytes plus what the wire lost, exactly.
 t_traffic_counts() {
 	local theirs
 	expect_ok ping -c 20 -i 0.2 -W 10 192.168.77.$PEER
