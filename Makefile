@@ -119,9 +119,11 @@ bench:
 		$(COUNT_REPORT)
 
 # PEERS= sets the count (default 100000); PERF=1 profiles ten dumps per
-# driver, COUNT=1 counts their instructions (tools/tcg-count).
+# driver, COUNT=1 counts their instructions (tools/tcg-count). The dumps are
+# timed by build/dump-count, a C client built for the guest.
 bench-scale:
 	$(BENCH_ENV) tools/module modules
+	tools/guest-cc tests/dump-count.c build/dump-count
 	$(if $(PERF),mkdir -p build && cp "$$(tools/perf)" build/perf)
 	$(BENCH_ENV) VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} \
 		$(COUNT_ENV) \

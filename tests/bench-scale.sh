@@ -23,10 +23,11 @@
 # For each implementation: modprobe, create wg0, then the wall time of
 #   setconf  `wg setconf wg0 cfg` (private key + N peers)
 #   dump     `wg show wg0 dump > /dev/null`, and then the same dump read by
-#            `tests/genl.py get --count`, which only receives and counts the
-#            messages (its own time from request to NLMSG_DONE, 1 MiB reads),
-#            so that wg's formatting does not hide the kernel's cost; five
-#            of each, the median
+#            build/dump-count (tests/dump-count.c, built by make
+#            bench-scale), which only receives and counts the messages (its
+#            own time from request to NLMSG_DONE, 1 MiB reads), so that
+#            neither wg's formatting nor an interpreter hides the kernel's
+#            cost; five of each, the median
 #   first handshake  with the N peers in place, a peer added on wg1 (in
 #            another namespace) and pinged: the first ping's round trip,
 #            which carries the handshake. Ours computes a peer's
@@ -50,6 +51,8 @@ cd "$(dirname "$0")/.." || exit 1
 . tests/perf-top.sh
 . tests/tcg-count.sh
 
+DUMP_COUNT=build/dump-count
+[ -x "$DUMP_COUNT" ] || { echo "bench-scale.sh: no $DUMP_COUNT: make bench-scale builds it"; exit 1; }
 N=${1:-${BENCH_PEERS:-100000}}
 IMPLS=${2:-${BENCH_IMPLS:-rs c}}
 PERF=${3:-}
@@ -188,27 +191,24 @@ bench_one() {
 		t=$(now)
 		wg show wg0 dump >/dev/null && dumps+=("$(sub "$t" "$(now)")")
 		# The kernel's side alone: a client that only receives and counts.
-		out=$(python3 tests/genl.py get --ifname wg0 --count) &&
+		out=$("$DUMP_COUNT" wg0) &&
 			raws+=("$(printf '%s\n' "$out" | sed -n 's/.*seconds=\([0-9.]*\).*/\1/p')")
 	done
 	R[$impl.dump]=$(median5 "${dumps[@]}")
 	R[$impl.dumpraw]=$(median5 "${raws[@]}")
 	log "$impl: dump (wg show dump) ${dumps[*]} s, median ${R[$impl.dump]:-n/a}"
 	log "$impl: dump (counting client: ${out:-failed}) ${raws[*]} s, median ${R[$impl.dumpraw]:-n/a}"
-	# Ten dumps from one client, so that the interpreter's start-up
-	# does not dominate the samples or the counts.
-	yes 'get --ifname wg0 --count' | head -n 10 >"$D/dumps"
 	if [ "$PERF" = count ]; then
-		# The client takes the snapshots itself, after its start-up.
+		# Ten dumps; the client takes the snapshots itself, after its start-up.
 		local n
 		n=$(count_begin)
-		{ echo sync; cat "$D/dumps"; echo sync; } | python3 tests/genl.py batch >"$D/counted"
+		"$DUMP_COUNT" -s -n 10 wg0 >"$D/counted"
 		count_end "$n" "$([ "$impl" = rs ] && echo ours || echo C)" "ten counting dumps of $N peers" \
-			"$(awk '$1 == "OK" && NF == 2 { t[++k] = $2 } END { printf "%.2f", t[2] - t[1] }' "$D/counted")" &&
+			"$(awk '$1 == "sync" { t[++k] = $2 } END { printf "%.2f", t[2] - t[1] }' "$D/counted")" &&
 			count_work "$n" $((10 * N)) peer
 	elif [ -n "$PERF" ]; then
 		"$PERF" record -q -e cpu-clock -a -g -o "$D/perf.data" -- \
-			python3 tests/genl.py batch <"$D/dumps" >/dev/null 2>"$D/perf.err" &&
+			"$DUMP_COUNT" -n 10 wg0 >/dev/null 2>"$D/perf.err" &&
 			perf_top "$D/perf.data" "== profile: $impl, ten counting dumps (cpu-clock, all CPUs, self time)" \
 				>>"$D/profiles" || log "$impl: perf record failed: $(tail -n 1 "$D/perf.err")"
 	fi

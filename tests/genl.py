@@ -13,9 +13,6 @@ Usage:
       message holding the attribute names in order, nests as NAME[...]
       (NAME(noflag)[...] if NLA_F_NESTED is missing), e.g.
         LISTEN_PORT FWMARK IFINDEX IFNAME PRIVATE_KEY PUBLIC_KEY PEERS[0[...]]
-      With --count, one line "messages=N bytes=B seconds=S" instead: the
-      dump's messages and payload bytes, and the time from the request to
-      NLMSG_DONE (a client that only receives, to time the kernel's side).
       If any message of the dump, or its NLMSG_DONE, carries NLM_F_DUMP_INTR
       (the device changed while it was dumped), a last line "DUMP_INTR"
       follows (the exit status stays 0).
@@ -24,9 +21,6 @@ Usage:
       above (shell quoting, e.g. "set --ifname wg0 --attr FLAGS=u32:2"); prints
       one line per request: "OK" (plus the --order output, if asked, and
       "DUMP_INTR" if the dump was flagged) or the errno name. Saves the interpreter start-up per request (slow in TCG).
-      A line "sync" calls sync(2) and prints "OK" and the monotonic clock in
-      seconds: a snapshot of tools/tcg-count's counters, taken without the
-      interpreter's start-up in the window.
 
 Raw options (to build malformed requests): --cmd N, --nlflags N (replace the
 netlink flags), --reserved N (genlmsghdr.reserved), --trailing N (N junk bytes
@@ -56,7 +50,6 @@ the worst status of its requests.
 import argparse
 import base64
 import errno
-import os
 import shlex
 import socket
 import struct
@@ -261,10 +254,8 @@ def error_from(payload, nlflags, done=False):
 
 class Replies(list):
     """The (cmd, version, nlflags, attrs payload) replies of a request, and
-    whether any of them or the closing NLMSG_DONE had NLM_F_DUMP_INTR; the
-    attrs payloads' total length."""
+    whether any of them or the closing NLMSG_DONE had NLM_F_DUMP_INTR."""
     intr = False
-    payload_bytes = 0
 
 
 def send_request(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0, seq=1):
@@ -272,13 +263,11 @@ def send_request(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0, seq=
     sock.send(struct.pack('=IHHII', 16 + len(payload), family, nlflags, seq, 0) + payload)
 
 
-def read_replies(sock, nlflags, seq=1, bufsize=1 << 20, pause=0, keep=True):
+def read_replies(sock, nlflags, seq=1, bufsize=1 << 20, pause=0):
     """The Replies to the request sent with NLFLAGS and SEQ, read BUFSIZE
     bytes at a time (which sets the size of a dump's next message) with a
     pause of PAUSE seconds after each read. Raises KernelError on an
-    NLMSG_ERROR/NLMSG_DONE error. With keep=False the attrs payloads are
-    counted but not kept (None): every read goes into one buffer, and
-    nothing is copied, so that a client timing a dump times the kernel."""
+    NLMSG_ERROR/NLMSG_DONE error."""
     replies = Replies()
     buf = bytearray(bufsize)
     while True:
@@ -311,19 +300,18 @@ def read_replies(sock, nlflags, seq=1, bufsize=1 << 20, pause=0, keep=True):
                     raise KernelError(-err, msg)
                 return replies
             gcmd, gver, _ = struct.unpack_from('=BBH', body)
-            replies.payload_bytes += len(body) - 4
-            replies.append((gcmd, gver, mflags, bytes(body[4:]) if keep else None))
+            replies.append((gcmd, gver, mflags, bytes(body[4:])))
             if not (mflags & NLM_F_MULTI) and not (nlflags & NLM_F_ACK):
                 return replies
         if pause:
             time.sleep(pause)
 
 
-def transact(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0, keep=True):
-    """Send one request; return its Replies (see read_replies for KEEP).
+def transact(sock, family, cmd, nlflags, attrs, reserved=0, trailing=0):
+    """Send one request; return its Replies.
     Raises KernelError on an NLMSG_ERROR/NLMSG_DONE error."""
     send_request(sock, family, cmd, nlflags, attrs, reserved, trailing)
-    return read_replies(sock, nlflags, keep=keep)
+    return read_replies(sock, nlflags)
 
 
 def resolve_family(sock, name):
@@ -387,7 +375,6 @@ def make_parser():
     ap.add_argument('--ifindex', type=lambda s: int(s, 0))
     ap.add_argument('--attr', action='append', default=[], metavar='SPEC')
     ap.add_argument('--order', action='store_true')
-    ap.add_argument('--count', action='store_true')
     ap.add_argument('--cmd', type=lambda s: int(s, 0))
     ap.add_argument('--nlflags', type=lambda s: int(s, 0))
     ap.add_argument('--reserved', type=lambda s: int(s, 0), default=0)
@@ -431,10 +418,7 @@ def request(args):
             cmd = args.cmd
         if args.nlflags is not None:
             nlflags = args.nlflags
-        started = time.monotonic()
-        replies = transact(sock, family, cmd, nlflags, attrs, args.reserved, args.trailing,
-                           keep=not args.count)
-        seconds = time.monotonic() - started
+        replies = transact(sock, family, cmd, nlflags, attrs, args.reserved, args.trailing)
     except KernelError as e:
         if e.msg:
             print('genl.py: kernel says: %s' % e.msg, file=sys.stderr)
@@ -444,9 +428,7 @@ def request(args):
         return 3, []
     finally:
         sock.close()
-    if args.count:
-        out.append('messages=%d bytes=%d seconds=%.3f' % (len(replies), replies.payload_bytes, seconds))
-    for gcmd, gver, mflags, data in [] if args.count else replies:
+    for gcmd, gver, mflags, data in replies:
         if args.order:
             out.append(order('device', data))
         else:
@@ -464,11 +446,6 @@ def batch(parser):
     worst = 0
     for line in sys.stdin:
         if not line.strip() or line.lstrip().startswith('#'):
-            continue
-        if line.strip() == 'sync':
-            os.sync()
-            print('OK %.6f' % time.monotonic())
-            sys.stdout.flush()
             continue
         try:
             args = parser.parse_args(shlex.split(line))
