@@ -7,8 +7,8 @@ use core::ops::ControlFlow;
 use crate::device::{Config, Device, Tunnel, LINK_KIND};
 use crate::kapi::crypto::{Secret, KEY_LEN};
 use crate::kapi::genl::{
-    Attr, AttrBuf, AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, OpFlags,
-    Policy, PolicyEntry, Request, SplitOp,
+    attr_size, Attr, AttrBuf, AttrTable, DoHandler, DumpHandler, DumpProgress, DumpWriter, Family, OpFlags,
+    Policy, PolicyEntry, Request, SplitOp, U64_ATTR_SIZE,
 };
 use crate::kapi::netdev::{Capability, DeviceKey, DeviceRef, IfName, LookupError};
 use crate::kapi::sync::RtnlGuard;
@@ -19,7 +19,7 @@ use crate::kapi::rcu::RcuArc;
 use crate::noise::StaticIdentity;
 use crate::peer::{Peer, Sockaddr, AF_INET, AF_INET6};
 use crate::{send, socket};
-use kernel::{prelude::*, sync::atomic::Relaxed};
+use kernel::{prelude::*, sync::atomic::Relaxed, transmute::AsBytes};
 
 const KEY: u16 = KEY_LEN as u16;
 /// `IFNAMSIZ - 1`.
@@ -238,9 +238,14 @@ fn write_peer(
     let Ok(nest) = buf.nest(0) else {
         return PeerFit::Nothing;
     };
-    if buf.put_bytes(WGPEER_A_PUBLIC_KEY, &peer.public_key).is_err()
-        || (resume.is_none() && put_peer_state(buf, peer).is_err())
-    {
+    let head = buf.with_room::<PEER_HEAD_ROOM, _>(#[inline(always)] |buf| {
+        buf.put_bytes(WGPEER_A_PUBLIC_KEY, &peer.public_key)?;
+        match resume {
+            None => put_peer_state(buf, peer),
+            Some(_) => Ok(()),
+        }
+    });
+    if head.is_err() {
         return PeerFit::Nothing;
     }
     let (from, seq) = resume.unwrap_or((Cursor::START, allowedips.seq()));
@@ -256,7 +261,7 @@ fn write_peer(
     };
     for (at, ip) in ips {
         let before = buf.mark();
-        if put_allowedip(buf, ip).is_err() {
+        if buf.with_room::<ALLOWEDIP_ROOM, _>(#[inline(always)] |buf| put_allowedip(buf, ip)).is_err() {
             buf.truncate(before);
             buf.end(list);
             buf.end(nest);
@@ -268,39 +273,54 @@ fn write_peer(
     PeerFit::All
 }
 
-/// The attributes of a peer other than its key and allowed IPs.
+/// The most a peer's public key and [`put_peer_state`] take.
+const PEER_HEAD_ROOM: usize = 2 * attr_size(KEY_LEN)
+    + attr_size(16)
+    + attr_size(2)
+    + 2 * U64_ATTR_SIZE
+    + attr_size(4)
+    + attr_size(Sockaddr::MAX_LEN);
+
+/// The attributes of a peer other than its key and allowed IPs. Written
+/// in sizes known when compiling (see [`AttrBuf::with_room`]).
+#[inline(always)]
 fn put_peer_state(buf: &mut AttrBuf<'_>, peer: &Peer) -> Result {
-    // A `struct __kernel_timespec`.
     let ns = peer.last_handshake.load(Relaxed);
     let second = NSEC_PER_SEC as i64;
-    let (sec, nsec) = (ns.div_euclid(second), ns.rem_euclid(second));
-    let mut last_handshake = [0u8; 16];
-    last_handshake[..8].copy_from_slice(&sec.to_ne_bytes());
-    last_handshake[8..].copy_from_slice(&nsec.to_ne_bytes());
+    // A `struct __kernel_timespec`.
+    let last_handshake = [ns.div_euclid(second), ns.rem_euclid(second)];
     peer.noise.with_preshared_key(|key| buf.put_bytes(WGPEER_A_PRESHARED_KEY, key.expose()))?;
-    buf.put_bytes(WGPEER_A_LAST_HANDSHAKE_TIME, &last_handshake)?;
+    buf.put_bytes(WGPEER_A_LAST_HANDSHAKE_TIME, AsBytes::as_bytes(&last_handshake))?;
     buf.put_u16(WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, peer.persistent_keepalive_interval())?;
     buf.put_u64(WGPEER_A_TX_BYTES, peer.tx_bytes.load(Relaxed), WGPEER_A_UNSPEC)?;
     buf.put_u64(WGPEER_A_RX_BYTES, peer.rx_bytes.load(Relaxed), WGPEER_A_UNSPEC)?;
     buf.put_u32(WGPEER_A_PROTOCOL_VERSION, 1)?;
     let sockaddr = peer.endpoint.lock().sockaddr;
-    if let Some(sockaddr) = sockaddr {
-        buf.put_bytes(WGPEER_A_ENDPOINT, sockaddr.as_bytes())?;
+    match sockaddr {
+        Some(sockaddr) => buf.put_bytes(WGPEER_A_ENDPOINT, sockaddr.as_bytes()),
+        None => Ok(()),
     }
+}
+
+/// The most [`put_allowedip`] takes.
+const ALLOWEDIP_ROOM: usize = attr_size(0) + attr_size(1) + attr_size(2) + attr_size(16);
+
+#[inline(always)]
+fn put_allowedip(buf: &mut AttrBuf<'_>, ip: AllowedIp) -> Result {
+    let nest = buf.nest(0)?;
+    match &ip {
+        AllowedIp::V4(addr, cidr) => put_prefix(buf, AF_INET, addr, *cidr)?,
+        AllowedIp::V6(addr, cidr) => put_prefix(buf, AF_INET6, addr, *cidr)?,
+    }
+    buf.end(nest);
     Ok(())
 }
 
-fn put_allowedip(buf: &mut AttrBuf<'_>, ip: AllowedIp) -> Result {
-    let nest = buf.nest(0)?;
-    let (family, addr, cidr): (u16, &[u8], u8) = match &ip {
-        AllowedIp::V4(addr, cidr) => (AF_INET, addr, *cidr),
-        AllowedIp::V6(addr, cidr) => (AF_INET6, addr, *cidr),
-    };
+#[inline(always)]
+fn put_prefix<const N: usize>(buf: &mut AttrBuf<'_>, family: u16, addr: &[u8; N], cidr: u8) -> Result {
     buf.put_u8(WGALLOWEDIP_A_CIDR_MASK, cidr)?;
     buf.put_u16(WGALLOWEDIP_A_FAMILY, family)?;
-    buf.put_bytes(WGALLOWEDIP_A_IPADDR, addr)?;
-    buf.end(nest);
-    Ok(())
+    buf.put_bytes(WGALLOWEDIP_A_IPADDR, addr)
 }
 
 const PEER_ATTRS: usize = WGPEER_A_PROTOCOL_VERSION as usize + 1;

@@ -464,6 +464,7 @@ impl<P: NoisePeer> PeerNoise<P> {
     }
 
     /// Calls `f` with the preshared key, for get-device. May sleep.
+    #[inline]
     pub(crate) fn with_preshared_key<R>(&self, f: impl FnOnce(&Secret<KEY_LEN>) -> R) -> R {
         f(&self.handshake.lock().preshared_key)
     }

@@ -59,6 +59,9 @@ pub(crate) enum Sockaddr {
 }
 
 impl Sockaddr {
+    /// The longest, `sockaddr_in6`.
+    pub(crate) const MAX_LEN: usize = SOCKADDR_IN6_LEN;
+
     /// Parses a `struct sockaddr_in` or `sockaddr_in6`; anything else
     /// (another length or family) is not an endpoint, and upstream ignores it.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Sockaddr> {

@@ -25,6 +25,16 @@ const NLA_HDRLEN: usize = bindings::WGRS_NLA_HDRLEN as usize;
 /// Netlink attributes are padded to this alignment.
 const NLA_ALIGNTO: usize = 4;
 
+/// The room an attribute with `payload` bytes takes, padding included
+/// (`nla_total_size`).
+pub(crate) const fn attr_size(payload: usize) -> usize {
+    (NLA_HDRLEN + payload).next_multiple_of(NLA_ALIGNTO)
+}
+
+/// The room [`AttrBuf::put_u64`] can take: the value and, where unaligned
+/// loads are slow, an empty pad attribute before it.
+pub(crate) const U64_ATTR_SIZE: usize = attr_size(0) + attr_size(8);
+
 /// One attribute's validation rule (`struct nla_policy`).
 #[repr(transparent)]
 #[derive(Clone, Copy)]
@@ -526,13 +536,34 @@ pub(crate) struct AttrNest(usize);
 
 impl AttrBuf<'_> {
     /// Where the next attribute goes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn mark(&self) -> AttrMark {
         AttrMark(self.len)
     }
 
+    /// Runs `f` on this buffer, where attributes written one by one are
+    /// checked one by one. When at least `N` bytes of room are left, `f`
+    /// runs instead on a view of exactly `N` bytes, whose size the compiler
+    /// knows: once `f` is inlined, the checks of writes of known sizes that
+    /// fit in `N` fold away. What `f` writes and whether it fails are the
+    /// same either way; only its cost differs.
+    ///
+    /// Marks and nests taken inside `f` belong to the buffer `f` is given.
+    #[inline(always)]
+    pub(crate) fn with_room<const N: usize, R>(&mut self, f: impl FnOnce(&mut AttrBuf<'_>) -> R) -> R {
+        let Some(block) = self.room.get_mut(self.len..).and_then(|room| room.first_chunk_mut::<N>()) else {
+            return f(self);
+        };
+        let mut view = AttrBuf { room: block, len: 0 };
+        let result = f(&mut view);
+        // INVARIANT: the view's first `len` bytes, a multiple of 4, are
+        // written, and follow ours.
+        self.len += view.len;
+        result
+    }
+
     /// Forgets what was written after `mark`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn truncate(&mut self, mark: AttrMark) {
         // INVARIANT: marks are earlier lengths, so multiples of 4.
         if mark.0 < self.len {
@@ -540,7 +571,7 @@ impl AttrBuf<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn write(&mut self, at: usize, bytes: &[u8]) {
         let end = at.saturating_add(bytes.len());
         if let Some(dst) = self.room.get_mut(at..end) {
@@ -553,7 +584,7 @@ impl AttrBuf<'_> {
 
     /// Writes the header of an attribute of `payload` bytes and its padding;
     /// returns where the payload goes, which the caller fills at once.
-    #[inline]
+    #[inline(always)]
     fn begin(&mut self, kind: u32, payload: usize) -> Result<usize> {
         let kind = u16::try_from(kind).map_err(|_| EINVAL)?;
         let len = NLA_HDRLEN.checked_add(payload).filter(|&len| len <= usize::from(u16::MAX));
@@ -574,30 +605,30 @@ impl AttrBuf<'_> {
         Ok(at + NLA_HDRLEN)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn put_bytes(&mut self, kind: u32, bytes: &[u8]) -> Result {
         let at = self.begin(kind, bytes.len())?;
         self.write(at, bytes);
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn put_u8(&mut self, kind: u32, value: u8) -> Result {
         self.put_bytes(kind, &[value])
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn put_u16(&mut self, kind: u32, value: u16) -> Result {
         self.put_bytes(kind, &value.to_ne_bytes())
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn put_u32(&mut self, kind: u32, value: u32) -> Result {
         self.put_bytes(kind, &value.to_ne_bytes())
     }
 
     /// A string, NUL included.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn put_cstr(&mut self, kind: u32, value: &CStr) -> Result {
         self.put_bytes(kind, value.to_bytes_with_nul())
     }
@@ -605,7 +636,7 @@ impl AttrBuf<'_> {
     /// A `u64`, as `nla_put_64bit` writes it: where unaligned loads are
     /// slow, an empty `pad` attribute first if the payload would not be
     /// 8-byte aligned.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn put_u64(&mut self, kind: u32, value: u64, pad: u32) -> Result {
         if cfg!(not(CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS)) {
             let payload = self.room.as_ptr().addr() + self.len + NLA_HDRLEN;
@@ -622,7 +653,7 @@ impl AttrBuf<'_> {
     }
 
     /// Opens a nested attribute (`NLA_F_NESTED` set, as `nla_nest_start`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn nest(&mut self, kind: u32) -> Result<AttrNest> {
         let start = self.len;
         self.begin(kind | bindings::NLA_F_NESTED, 0)?;
@@ -630,7 +661,7 @@ impl AttrBuf<'_> {
     }
 
     /// Closes `nest` around what was written since it was opened.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn end(&mut self, nest: AttrNest) {
         let len = u16::try_from(self.len.saturating_sub(nest.0)).unwrap_or(u16::MAX);
         self.write(nest.0, &len.to_ne_bytes());
