@@ -259,14 +259,20 @@ fn write_peer(
     let Ok(list) = buf.nest(WGPEER_A_ALLOWEDIPS) else {
         return PeerFit::Nothing;
     };
+    let mut written = 0;
     for (at, ip) in ips {
         let before = buf.mark();
         if buf.with_room::<ALLOWEDIP_ROOM, _>(#[inline(always)] |buf| put_allowedip(buf, ip)).is_err() {
+            // A resumed peer that gets no further would resume here forever.
+            if resume.is_some() && written == 0 {
+                return PeerFit::Nothing;
+            }
             buf.truncate(before);
             buf.end(list);
             buf.end(nest);
             return PeerFit::Partial(at, seq);
         }
+        written += 1;
     }
     buf.end(list);
     buf.end(nest);
