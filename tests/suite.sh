@@ -2,7 +2,8 @@
 # The `make check` suite, in one VM boot: the in-kernel self-tests, the
 # device and netlink tests, the control-plane tests, our data-plane tests,
 # the kernel's own WireGuard selftest (netns.sh, unmodified; one test), a
-# differential netlink fuzz run against the C driver (tests/fuzz.sh), the
+# differential netlink fuzz run against the C driver (tests/fuzz.sh), dumps
+# whose messages must split where the C driver's do (tests/dump-split.sh), the
 # volume netlink fuzz of 20,000 requests at our module alone
 # (tests/fuzz-genl.sh), the hostile-peer tests (tests/hostile.sh) and a
 # packet fuzz of 20,000 datagrams (tests/packet-fuzz.sh).
@@ -14,7 +15,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-all=(selftests check control dataplane kselftest fuzz fuzz-genl hostile packet-fuzz)
+all=(selftests check control dataplane kselftest fuzz dump-split fuzz-genl hostile packet-fuzz)
 [ $# -gt 0 ] || set -- "${all[@]}"
 suites=()
 for name in "$@"; do
