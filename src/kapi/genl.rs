@@ -643,7 +643,7 @@ impl AttrBuf<'_> {
             if payload % 8 != 0 {
                 let room = self.room.len() - self.len;
                 // As upstream: room for the pad and the value, or neither.
-                if room < 2 * NLA_HDRLEN + 8 {
+                if room < U64_ATTR_SIZE {
                     return Err(EMSGSIZE);
                 }
                 self.begin(pad, 0)?;
