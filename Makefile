@@ -121,14 +121,16 @@ bench:
 # PEERS= sets the count (default 100000); PERF=1 profiles ten dumps per
 # driver, COUNT=1 counts their instructions (tools/tcg-count). The dumps are
 # timed by build/dump-count, a C client built for the guest.
-bench-scale:
+bench-scale: build/dump-count
 	$(BENCH_ENV) tools/module modules
-	tools/guest-cc tests/dump-count.c build/dump-count
 	$(if $(PERF),mkdir -p build && cp "$$(tools/perf)" build/perf)
 	$(BENCH_ENV) VM_MEM=$${VM_MEM:-8192} VM_TIMEOUT=$${VM_TIMEOUT:-3600} \
 		$(COUNT_ENV) \
 		tools/vm-run tests/bench-scale.sh $(or $(PEERS),100000) "rs c" $(if $(PERF),build/perf)$(if $(COUNT),count) \
 		$(COUNT_REPORT)
+
+build/dump-count: tests/dump-count.c
+	tools/guest-cc $< $@
 
 # Boots N VMs in a row with a CPU hog on the host: the harness must not crash.
 soak: module
