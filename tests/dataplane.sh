@@ -259,6 +259,44 @@ t_down_up_under_traffic() {
 	expect_ok nb ping -c 2 -W 10 192.168.241.1
 }
 
+# Datagrams merged by GRO before they reach the socket: with GRO and
+# rx-gro-list on a veth (and no TSO on its peer, else veth skips GRO), UDP
+# GRO chains our outer datagrams into one fraglist packet (the socket takes
+# no GRO of its own), which the UDP layer parts again and hands us one
+# datagram at a time, each still linked to the next.
+# Bulk TCP through the tunnel, both ways, must arrive whole; iperf3 checks
+# nothing of the data, so a ping of every size up to the MTU with a pattern
+# follows.
+t_gro_list_receive() {
+	local side
+	ip netns add $A && ip netns add $B || fail "ip netns add"
+	ip link add vetha netns $A type veth peer name vethb netns $B || fail "veth"
+	for side in "$A:vetha:wga:a:b:10.10.0.1:10.10.0.2:$PORT_A:$PORT_B:192.168.241.1:192.168.241.2" \
+		"$B:vethb:wgb:b:a:10.10.0.2:10.10.0.1:$PORT_B:$PORT_A:192.168.241.2:192.168.241.1"; do
+		IFS=: read -r ns veth wg me them addr peer_addr port peer_port inner peer_inner <<<"$side"
+		ip -n "$ns" link set lo up && ip -n "$ns" addr add "$addr/24" dev "$veth" &&
+			ip -n "$ns" link set "$veth" up || fail "$veth"
+		ip netns exec "$ns" python3 tests/ethtool-features.py "$veth" rx-gro=on rx-gro-list=on \
+			tx-tcp-segmentation=off tx-tcp-ecn-segmentation=off tx-tcp-mangleid-segmentation=off \
+			tx-tcp6-segmentation=off ||
+			fail "GRO on $veth"
+		ip -n "$ns" link add "$wg" type wireguard &&
+			ip netns exec "$ns" wg set "$wg" private-key "$KEYS/$me" listen-port "$port" \
+				peer "$(pub "$them")" allowed-ips "$peer_inner/32" endpoint "$peer_addr:$peer_port" &&
+			ip -n "$ns" addr add "$inner/24" dev "$wg" && ip -n "$ns" link set "$wg" up ||
+			fail "$wg"
+	done
+	expect_ok na ping -c 1 -W 10 192.168.241.2
+	nb iperf3 -s -1 -B 192.168.241.2 >/dev/null 2>&1 &
+	bg_pid $!
+	wait_for 20 sh -c "ip netns exec $B ss -Htln 'sport = :5201' | grep -q ." || fail "no iperf3 server"
+	expect_ok na iperf3 -t 5 --bidir -c 192.168.241.2
+	expect_match "$T_OUT" 'receiver' "iperf3's summary"
+	note "$(grep -m2 'receiver' <<<"$T_OUT" | awk '{ print $7, $8 }' | paste -sd' ')"
+	expect_ok na ping -c 20 -i 0.05 -W 10 -p a5 -s 1300 192.168.241.2
+	expect_ok na ping -c 1 -W 10 -M do -s 1392 192.168.241.2
+}
+
 # new_kernel_lines SINCE: the kernel log after its first SINCE lines.
 new_kernel_lines() { dmesg | tail -n +$(($1 + 1)); }
 
@@ -311,6 +349,7 @@ run_test staged-queue-flushed    t_staged_flush
 run_test icmp-unreachable        t_icmp_unreachable
 run_test outer-dscp-ecn          t_outer_dscp_ecn
 run_test down-up-under-traffic   t_down_up_under_traffic
+run_test gro-list-receive        t_gro_list_receive
 run_test handshake-gives-up      long_result handshake-gives-up 300
 run_test rekey-after-time        long_result rekey-after-time 300
 # These touch every device in the kernel: after the long waits.

@@ -112,9 +112,16 @@ impl Drop for UdpTunnelSocket {
 /// Called by the UDP layer, in softirq, for a socket made by
 /// `UdpTunnelSocket::bind`, whose user data is its owning `TunnelNet`.
 unsafe extern "C" fn encap_receive(sk: *mut bindings::sock, skb: *mut bindings::sk_buff) -> kernel::ffi::c_int {
-    // SAFETY: the UDP layer gives us ownership of a live buffer.
-    let Some(skb) = NonNull::new(skb).map(|skb| unsafe { SkBuff::from_raw(skb) }) else {
+    let Some(skb) = NonNull::new(skb) else {
         return 0;
+    };
+    // SAFETY: the UDP layer gives us ownership of a live buffer. One of the
+    // datagrams a GSO packet parted into at the socket still points to the
+    // next (`udp_queue_rcv_skb` walks them with `skb_list_walk_safe`), so
+    // it is unlinked before it may join a chain of ours.
+    let skb = unsafe {
+        *super::skb::field::next(skb.as_ptr()) = ptr::null_mut();
+        SkBuff::from_raw(skb)
     };
     // SAFETY: the user data is the `TunnelNet` that owns the socket, which
     // outlives it; it is cleared (and readers waited for) when the socket
