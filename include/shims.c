@@ -2,10 +2,7 @@
 /*
  * Out-of-line wrappers for static inline kernel APIs and for net_device
  * fields whose layout (bitfields, struct groups) bindgen cannot express
- * safely. Most are one-liners, and WireGuard's logic lives in Rust; the
- * longer ones are the stack's own plumbing: routing and sending on a UDP
- * tunnel socket (as upstream's socket.c), with the sk_buff surgery of
- * trains, and the buffer preparation around the AEAD.
+ * safely. Each is a one-liner; the logic lives in Rust.
  */
 #include "wireguard_rs.h"
 #include <net/gso.h>
@@ -13,9 +10,6 @@
 #include <net/icmp.h>
 #include <linux/icmpv6.h>
 #include <net/inet_ecn.h>
-#include <net/ip6_checksum.h>
-#include <net/ip6_tunnel.h>
-#include <net/udp.h>
 #include <crypto/chacha20poly1305.h>
 #include <linux/sched/task_stack.h>
 
@@ -221,195 +215,11 @@ void wgrs_rcu_read_lock_bh(void) { rcu_read_lock_bh(); }
 void wgrs_rcu_read_unlock_bh(void) { rcu_read_unlock_bh(); }
 
 /*
- * Outer datagrams to one endpoint leave in trains: one UDP GSO packet of
- * type fraglist, as GRO builds from the datagrams it merges, so that the
- * route, netfilter, the qdisc and the device are passed once per train.
- * Where a device cannot take the train whole, or at the receiving socket,
- * skb_segment_list() parts it again into the datagrams, each keeping the
- * IP and UDP headers we wrote in its headroom (only the link header is
- * copied from the head). So a datagram joins a train only with room in
- * front for its headers and one tunnel's more (MAX_HEADER), no longer than
- * the first (whose length is the train's gso_size), and owned as the first
- * is: its socket's charge moves to the head, as GRO's does.
+ * Routes and sends @skb (consumed) through UDP socket @sk to @daddr:@dport,
+ * from *@saddr, as upstream's send4(). A source that is no longer ours, or
+ * that routes out another interface than *@src_if, is cleared there.
  */
-#define WGRS_TRAIN_MAX_SEGS 64
-#define WGRS_TRAIN_MAX_LEN (U16_MAX - sizeof(struct ipv6hdr) - sizeof(struct udphdr))
-#define WGRS_TRAIN_HEADROOM (MAX_HEADER + sizeof(struct ipv6hdr) + sizeof(struct udphdr))
-
-/* Takes the first datagram of @list, with those that can follow it. */
-static struct sk_buff *wgrs_take_train(struct sk_buff **list)
-{
-	struct sk_buff *head = *list, *tail = head, *seg;
-	struct skb_shared_info *shinfo = skb_shinfo(head);
-	unsigned int first_len = head->len;
-
-	*list = head->next;
-	skb_mark_not_on_list(head);
-	if (skb_is_gso(head) || skb_has_frag_list(head) || skb_cloned(head))
-		return head;
-	while ((seg = *list)) {
-		if (shinfo->gso_segs >= WGRS_TRAIN_MAX_SEGS || seg->len > first_len ||
-		    head->len + seg->len > WGRS_TRAIN_MAX_LEN || skb_has_frag_list(seg) ||
-		    skb_shared(seg) || skb_cloned(seg) || skb_headroom(seg) < WGRS_TRAIN_HEADROOM ||
-		    seg->sk != head->sk || seg->destructor != head->destructor)
-			break;
-		*list = seg->next;
-		skb_mark_not_on_list(seg);
-		if (tail == head) {
-			shinfo->frag_list = seg;
-			shinfo->gso_size = first_len;
-			shinfo->gso_type = SKB_GSO_UDP_L4 | SKB_GSO_FRAGLIST;
-			shinfo->gso_segs = 1;
-		} else {
-			tail->next = seg;
-		}
-		tail = seg;
-		shinfo->gso_segs++;
-		head->len += seg->len;
-		head->data_len += seg->len;
-		head->truesize += seg->truesize;
-		seg->sk = NULL;
-		seg->destructor = NULL;
-	}
-	return head;
-}
-
-/*
- * Pushes the UDP header of a train's head: its length is the train's, for
- * the receiving stack's checks before the train parts; its checksum, left
- * to the device (CHECKSUM_PARTIAL, which the datagrams inherit when the
- * train parts), is seeded for the head's own datagram, as each datagram's
- * behind it is for its own.
- */
-static struct udphdr *wgrs_push_train_udp(struct sk_buff *skb, __be16 sport, __be16 dport)
-{
-	struct udphdr *uh;
-
-	__skb_push(skb, sizeof(*uh));
-	skb_reset_transport_header(skb);
-	uh = udp_hdr(skb);
-	uh->source = sport;
-	uh->dest = dport;
-	udp_set_len(uh, skb->len);
-	skb->ip_summed = CHECKSUM_PARTIAL;
-	skb->csum_start = skb_transport_header(skb) - skb->head;
-	skb->csum_offset = offsetof(struct udphdr, check);
-	return uh;
-}
-
-/* The headers of each datagram in a train behind its head, in its headroom. */
-static struct udphdr *wgrs_train_seg_udp(struct sk_buff *seg, unsigned int nhlen,
-					 __be16 sport, __be16 dport)
-{
-	struct udphdr *uh;
-
-	skb_set_transport_header(seg, -(int)sizeof(*uh));
-	skb_set_network_header(seg, -(int)(sizeof(*uh) + nhlen));
-	uh = udp_hdr(seg);
-	uh->source = sport;
-	uh->dest = dport;
-	udp_set_len(uh, seg->len + sizeof(*uh));
-	return uh;
-}
-
-/*
- * The device counted a train it sent as one packet (iptunnel_xmit_stats());
- * counts the rest of its datagrams.
- */
-static void wgrs_count_train(struct net_device *dev, u64 sent_before, u16 segs)
-{
-	struct pcpu_sw_netstats *tstats = this_cpu_ptr(dev->tstats);
-
-	if (u64_stats_read(&tstats->tx_packets) == sent_before)
-		return;
-	u64_stats_update_begin(&tstats->syncp);
-	u64_stats_add(&tstats->tx_packets, segs - 1);
-	u64_stats_update_end(&tstats->syncp);
-}
-
-static u64 wgrs_tx_packets(struct net_device *dev)
-{
-	return u64_stats_read(&this_cpu_ptr(dev->tstats)->tx_packets);
-}
-
-static void wgrs_xmit_train4(struct rtable *rt, struct sock *sk, struct sk_buff *skb,
-			     __be32 saddr, __be32 daddr, u8 tos, u8 ttl, __be16 sport, __be16 dport)
-{
-	u16 segs = skb_shinfo(skb)->gso_segs;
-	struct net_device *dev = skb->dev;
-	u64 sent_before = wgrs_tx_packets(dev);
-	struct udphdr *uh;
-	struct sk_buff *seg;
-
-	skb_walk_frags(skb, seg) {
-		struct iphdr *iph;
-
-		uh = wgrs_train_seg_udp(seg, sizeof(*iph), sport, dport);
-		uh->check = ~udp_v4_check(ntohs(uh->len), saddr, daddr, 0);
-		iph = ip_hdr(seg);
-		*iph = (struct iphdr){
-			.version = 4,
-			.ihl = sizeof(*iph) >> 2,
-			.tos = tos,
-			.tot_len = htons(seg->len + sizeof(*uh) + sizeof(*iph)),
-			.ttl = ttl,
-			.protocol = IPPROTO_UDP,
-			.saddr = saddr,
-			.daddr = daddr,
-		};
-	}
-	uh = wgrs_push_train_udp(skb, sport, dport);
-	uh->check = ~udp_v4_check(skb_pagelen(skb), saddr, daddr, 0);
-	memset(&IPCB(skb)->opt, 0, sizeof(IPCB(skb)->opt));
-	iptunnel_xmit(sk, rt, skb, saddr, daddr, IPPROTO_UDP, tos, ttl, 0, false, 0);
-	wgrs_count_train(dev, sent_before, segs);
-}
-
-static void wgrs_xmit_train6(struct dst_entry *dst, struct sock *sk, struct sk_buff *skb,
-			     const struct in6_addr *saddr, const struct in6_addr *daddr,
-			     u8 prio, u8 ttl, __be16 sport, __be16 dport)
-{
-	u16 segs = skb_shinfo(skb)->gso_segs;
-	struct net_device *dev = skb->dev;
-	u64 sent_before = wgrs_tx_packets(dev);
-	struct ipv6hdr *ip6h;
-	struct udphdr *uh;
-	struct sk_buff *seg;
-
-	skb_walk_frags(skb, seg) {
-		uh = wgrs_train_seg_udp(seg, sizeof(*ip6h), sport, dport);
-		uh->check = ~udp_v6_check(ntohs(uh->len), saddr, daddr, 0);
-		ip6h = ipv6_hdr(seg);
-		ip6_flow_hdr(ip6h, prio, 0);
-		ip6h->payload_len = uh->len;
-		ip6h->nexthdr = IPPROTO_UDP;
-		ip6h->hop_limit = ttl;
-		ip6h->saddr = *saddr;
-		ip6h->daddr = *daddr;
-	}
-	uh = wgrs_push_train_udp(skb, sport, dport);
-	uh->check = ~udp_v6_check(skb_pagelen(skb), saddr, daddr, 0);
-	skb_dst_set(skb, dst);
-	__skb_push(skb, sizeof(*ip6h));
-	skb_reset_network_header(skb);
-	ip6h = ipv6_hdr(skb);
-	ip6_flow_hdr(ip6h, prio, 0);
-	ip6h->payload_len = htons(skb->len - sizeof(*ip6h));
-	ip6h->nexthdr = IPPROTO_UDP;
-	ip6h->hop_limit = ttl;
-	ip6h->saddr = *saddr;
-	ip6h->daddr = *daddr;
-	ip6tunnel_xmit(sk, skb, dev, 0);
-	wgrs_count_train(dev, sent_before, segs);
-}
-
-/*
- * Routes the chain @skbs (consumed) once and sends it through UDP socket
- * @sk to @daddr:@dport, from *@saddr, as upstream's send4() does each
- * packet, in trains where it can. A source that is no longer ours, or that
- * routes out another interface than *@src_if, is cleared there.
- */
-int wgrs_udp_send4(struct sock *sk, struct sk_buff *skbs, struct net_device *dev, u32 mark,
+int wgrs_udp_send4(struct sock *sk, struct sk_buff *skb, struct net_device *dev, u32 mark,
 		   u8 *saddr, int *src_if, const u8 *daddr, __be16 dport, u8 ds,
 		   struct dst_cache *cache)
 {
@@ -419,10 +229,12 @@ int wgrs_udp_send4(struct sock *sk, struct sk_buff *skbs, struct net_device *dev
 		.flowi4_proto = IPPROTO_UDP,
 	};
 	struct rtable *rt = NULL;
-	u8 ttl;
 
 	memcpy(&fl.saddr, saddr, 4);
 	memcpy(&fl.daddr, daddr, 4);
+	skb_mark_not_on_list(skb);
+	skb->dev = dev;
+	skb->mark = mark;
 	fl.fl4_sport = inet_sk(sk)->inet_sport;
 	if (cache)
 		rt = dst_cache_get_ip4(cache, &fl.saddr);
@@ -448,34 +260,20 @@ int wgrs_udp_send4(struct sock *sk, struct sk_buff *skbs, struct net_device *dev
 			rt = ip_route_output_flow(sock_net(sk), &fl, sk);
 		}
 		if (IS_ERR(rt)) {
-			kfree_skb_list(skbs);
+			kfree_skb(skb);
 			return PTR_ERR(rt);
 		}
 		if (cache)
 			dst_cache_set_ip4(cache, &rt->dst, fl.saddr);
 	}
-	ttl = ip4_dst_hoplimit(&rt->dst);
-	while (skbs) {
-		struct sk_buff *skb = wgrs_take_train(&skbs);
-
-		/* Each send takes a reference to the route. */
-		if (skbs)
-			dst_hold(&rt->dst);
-		skb->dev = dev;
-		skb->mark = mark;
-		skb->ignore_df = 1;
-		if (skb_has_frag_list(skb))
-			wgrs_xmit_train4(rt, sk, skb, fl.saddr, fl.daddr, ds, ttl,
-					 fl.fl4_sport, fl.fl4_dport);
-		else
-			udp_tunnel_xmit_skb(rt, sk, skb, fl.saddr, fl.daddr, ds, ttl, 0,
-					    fl.fl4_sport, fl.fl4_dport, false, false, 0);
-	}
+	skb->ignore_df = 1;
+	udp_tunnel_xmit_skb(rt, sk, skb, fl.saddr, fl.daddr, ds, ip4_dst_hoplimit(&rt->dst), 0,
+			    fl.fl4_sport, fl.fl4_dport, false, false, 0);
 	return 0;
 }
 
 /* As wgrs_udp_send4(), over IPv6 (upstream's send6()). */
-int wgrs_udp_send6(struct sock *sk, struct sk_buff *skbs, struct net_device *dev, u32 mark,
+int wgrs_udp_send6(struct sock *sk, struct sk_buff *skb, struct net_device *dev, u32 mark,
 		   u8 *saddr, const u8 *daddr, __be16 dport, u32 scope_id, u8 ds,
 		   struct dst_cache *cache)
 {
@@ -486,10 +284,12 @@ int wgrs_udp_send6(struct sock *sk, struct sk_buff *skbs, struct net_device *dev
 		.flowi6_proto = IPPROTO_UDP,
 	};
 	struct dst_entry *dst = NULL;
-	u8 ttl;
 
 	memcpy(&fl.saddr, saddr, 16);
 	memcpy(&fl.daddr, daddr, 16);
+	skb_mark_not_on_list(skb);
+	skb->dev = dev;
+	skb->mark = mark;
 	fl.fl6_sport = inet_sk(sk)->inet_sport;
 	if (cache)
 		dst = dst_cache_get_ip6(cache, &fl.saddr);
@@ -504,29 +304,15 @@ int wgrs_udp_send6(struct sock *sk, struct sk_buff *skbs, struct net_device *dev
 		}
 		dst = ip6_dst_lookup_flow(sock_net(sk), sk, &fl, NULL);
 		if (IS_ERR(dst)) {
-			kfree_skb_list(skbs);
+			kfree_skb(skb);
 			return PTR_ERR(dst);
 		}
 		if (cache)
 			dst_cache_set_ip6(cache, dst, &fl.saddr);
 	}
-	ttl = ip6_dst_hoplimit(dst);
-	while (skbs) {
-		struct sk_buff *skb = wgrs_take_train(&skbs);
-
-		/* Each send takes a reference to the route. */
-		if (skbs)
-			dst_hold(dst);
-		skb->dev = dev;
-		skb->mark = mark;
-		skb->ignore_df = 1;
-		if (skb_has_frag_list(skb))
-			wgrs_xmit_train6(dst, sk, skb, &fl.saddr, &fl.daddr, ds, ttl,
-					 fl.fl6_sport, fl.fl6_dport);
-		else
-			udp_tunnel6_xmit_skb(dst, sk, skb, skb->dev, &fl.saddr, &fl.daddr, ds,
-					     ttl, 0, fl.fl6_sport, fl.fl6_dport, false, 0);
-	}
+	skb->ignore_df = 1;
+	udp_tunnel6_xmit_skb(dst, sk, skb, skb->dev, &fl.saddr, &fl.daddr, ds,
+			     ip6_dst_hoplimit(dst), 0, fl.fl6_sport, fl.fl6_dport, false, 0);
 	return 0;
 }
 

@@ -125,8 +125,8 @@ int wgrs_udp_tunnel_sock_create(struct net *net, int family, u16 port, int (*enc
 void *wgrs_sk_user_data(struct sock *sk);
 void wgrs_rcu_read_lock_bh(void);
 void wgrs_rcu_read_unlock_bh(void);
-int wgrs_udp_send4(struct sock *sk, struct sk_buff *skbs, struct net_device *dev, u32 mark, u8 *saddr, int *src_if, const u8 *daddr, __be16 dport, u8 ds, struct dst_cache *cache);
-int wgrs_udp_send6(struct sock *sk, struct sk_buff *skbs, struct net_device *dev, u32 mark, u8 *saddr, const u8 *daddr, __be16 dport, u32 scope_id, u8 ds, struct dst_cache *cache);
+int wgrs_udp_send4(struct sock *sk, struct sk_buff *skb, struct net_device *dev, u32 mark, u8 *saddr, int *src_if, const u8 *daddr, __be16 dport, u8 ds, struct dst_cache *cache);
+int wgrs_udp_send6(struct sock *sk, struct sk_buff *skb, struct net_device *dev, u32 mark, u8 *saddr, const u8 *daddr, __be16 dport, u32 scope_id, u8 ds, struct dst_cache *cache);
 u16 wgrs_sock_local_port(const struct sock *sk);
 bool wgrs_ipv6_mod_enabled(void);
 bool wgrs_net_ns_capable(struct net *net, int cap);

@@ -13,7 +13,7 @@ use crate::device::{Tunnel, DATA_PACKET_HEAD_ROOM};
 use crate::kapi::netdev::Stat;
 use crate::kapi::queue::{InFlight, Packet, PacketState};
 use crate::kapi::rcu::{self, RcuArc};
-use crate::kapi::skb::{SkBuff, SkbList, SkbQueue};
+use crate::kapi::skb::{SkBuff, SkbQueue};
 use crate::kapi::time;
 use crate::kapi::work::{DrainHandler, WorkHandler};
 use crate::messages::{
@@ -209,26 +209,15 @@ impl WorkHandler for TxWork {
     }
 }
 
-/// Sends a finished batch (upstream `wg_packet_create_data_done`): each run
-/// of packets with the same outer DS field in one go.
-fn send_finished(peer: &RcuArc<Peer>, mut segments: SkbList) {
+/// Sends a finished batch (upstream `wg_packet_create_data_done`).
+fn send_finished(peer: &RcuArc<Peer>, mut segments: crate::kapi::skb::SkbList) {
     let mut data_sent = false;
     timers::any_authenticated_packet_traversal(peer);
     timers::any_authenticated_packet_sent(peer);
-    while let Some(mut first) = segments.pop() {
-        let ds = first.as_mut().meta().ds;
-        let mut has_data = first.len() != message_data_len(0);
-        let mut run = SkbQueue::new();
-        run.push_back(first);
-        while let Some(mut skb) = segments.pop() {
-            if skb.as_mut().meta().ds != ds {
-                segments.push_front(skb);
-                break;
-            }
-            has_data |= skb.len() != message_data_len(0);
-            run.push_back(skb);
-        }
-        if socket::send_to_peer(peer, run.into_list(), ds).is_ok() && has_data {
+    while let Some(mut skb) = segments.pop() {
+        let is_keepalive = skb.len() == message_data_len(0);
+        let ds = skb.as_mut().meta().ds;
+        if socket::send_skb_to_peer(peer, skb, ds).is_ok() && !is_keepalive {
             data_sent = true;
         }
     }

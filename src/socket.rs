@@ -5,7 +5,7 @@
 
 use crate::device::{Tunnel, SKB_HEADER_LEN};
 use crate::kapi::netdev::IfName;
-use crate::kapi::skb::{AddrDisplay, AddrStyle, IpAddr, SkBuff, SkbList};
+use crate::kapi::skb::{AddrDisplay, AddrStyle, IpAddr, SkBuff};
 use crate::kapi::sync::Rtnl;
 use crate::kapi::udp::{ipv6_enabled, Endpoint, Family, TunnelNet};
 use crate::peer::{Peer, Sockaddr};
@@ -49,12 +49,11 @@ pub(crate) fn close(net: &TunnelNet, rtnl: &Rtnl) {
     net.install(rtnl, None, None);
 }
 
-/// Sends the datagrams `skbs` to `peer`'s endpoint through the device's
-/// socket, with outer DS field `ds`, counting their bytes on success
-/// (upstream `wg_socket_send_skb_to_peer`, for each).
-pub(crate) fn send_to_peer(peer: &Peer, mut skbs: SkbList, ds: u8) -> Result {
-    let mut len = 0;
-    skbs.for_each(|skb| len += skb.len());
+/// Sends `skb` to `peer`'s endpoint through the device's socket, with outer
+/// DS field `ds`, counting its bytes on success (upstream
+/// `wg_socket_send_skb_to_peer`).
+pub(crate) fn send_skb_to_peer(peer: &Peer, skb: SkBuff, ds: u8) -> Result {
+    let len = skb.len();
     let tunnel = &peer.tunnel;
     // Not held while sending: the packet may come back through another
     // device of ours, or this one (nested tunnels, routing loops).
@@ -64,7 +63,7 @@ pub(crate) fn send_to_peer(peer: &Peer, mut skbs: SkbList, ds: u8) -> Result {
     let mut route = original;
     let sent = tunnel.link.tunnel_net().send(
         tunnel.netdev(),
-        skbs,
+        skb,
         &mut route,
         ds,
         tunnel.fwmark(),
@@ -87,7 +86,7 @@ pub(crate) fn send_to_peer(peer: &Peer, mut skbs: SkbList, ds: u8) -> Result {
 /// Sends a handshake message to `peer` (upstream
 /// `wg_socket_send_buffer_to_peer`).
 pub(crate) fn send_buffer_to_peer(peer: &Peer, buffer: &[u8], ds: u8) -> Result {
-    send_to_peer(peer, SkBuff::with_data(SKB_HEADER_LEN, buffer)?.into(), ds)
+    send_skb_to_peer(peer, SkBuff::with_data(SKB_HEADER_LEN, buffer)?, ds)
 }
 
 /// Sends a message back to where `in_skb` came from, not through any peer
@@ -95,7 +94,7 @@ pub(crate) fn send_buffer_to_peer(peer: &Peer, buffer: &[u8], ds: u8) -> Result 
 pub(crate) fn send_buffer_as_reply_to_skb(tunnel: &Tunnel, in_skb: &SkBuff, buffer: &[u8]) -> Result {
     let mut endpoint = endpoint_from_skb(in_skb).ok_or(EINVAL)?;
     let skb = SkBuff::with_data(SKB_HEADER_LEN, buffer)?;
-    tunnel.link.tunnel_net().send(tunnel.netdev(), skb.into(), &mut endpoint, 0, tunnel.fwmark(), None)
+    tunnel.link.tunnel_net().send(tunnel.netdev(), skb, &mut endpoint, 0, tunnel.fwmark(), None)
 }
 
 /// Where a received packet came from, and the address it reached us at.

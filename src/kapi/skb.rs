@@ -540,14 +540,6 @@ impl SkbList {
         }
     }
 
-    /// Puts `skb` back in front.
-    pub(crate) fn push_front(&mut self, skb: SkBuff) {
-        let skb = skb.into_raw().as_ptr();
-        // SAFETY: `skb` is ours and unlinked; it becomes our head.
-        unsafe { *field::next(skb) = self.head };
-        self.head = skb;
-    }
-
     /// Runs `f` on each buffer, in order.
     pub(crate) fn for_each(&mut self, f: impl FnMut(SkbMut<'_>)) {
         // SAFETY: the chain is ours, and borrowed mutably for the walk.
@@ -569,14 +561,6 @@ pub(super) unsafe fn for_each_in_chain(head: *mut bindings::sk_buff, mut f: impl
             next = *field::next(skb.as_ptr());
             f(SkbMut::new(skb));
         }
-    }
-}
-
-impl From<SkBuff> for SkbList {
-    fn from(skb: SkBuff) -> Self {
-        let mut list = SkbList::new();
-        list.push_front(skb);
-        list
     }
 }
 

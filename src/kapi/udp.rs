@@ -16,7 +16,7 @@
 
 use super::bindings;
 use super::netdev::{Capability, Net, NetDevice};
-use super::skb::{SkBuff, SkbList};
+use super::skb::SkBuff;
 use super::sync::{Rtnl, RtnlCell};
 use core::{marker::PhantomData, ptr, ptr::NonNull};
 use kernel::{
@@ -269,18 +269,16 @@ impl TunnelNet {
 }
 
 impl TunnelNet {
-    /// Sends the datagrams `skbs` to `endpoint` through the socket of its
-    /// family (upstream `send4`/`send6`, for each): routes them once
-    /// (through `cache` when given) from the endpoint's source address,
-    /// marked `mark`, with outer DS field `ds`, and lets consecutive ones
-    /// travel the stack as one UDP GSO packet where they can.
+    /// Sends `skb` to `endpoint` through the socket of its family (upstream
+    /// `send4`/`send6`): routes it (through `cache` when given) from the
+    /// endpoint's source address, marked `mark`, with outer DS field `ds`.
     /// A source address that is no longer ours, or that routes elsewhere
     /// than its interface, is cleared in `endpoint` (the caller decides
     /// whether to keep that). `ENONET` without a socket.
     pub(crate) fn send(
         &self,
         dev: &NetDevice,
-        skbs: SkbList,
+        skb: SkBuff,
         endpoint: &mut Endpoint,
         ds: u8,
         mark: u32,
@@ -295,12 +293,12 @@ impl TunnelNet {
                 };
                 // SAFETY: the socket is alive while we are in an RCU-BH read
                 // section (`install` waits for one before releasing it);
-                // the chain is given up; the addresses are valid for the
+                // the buffer is given up; the addresses are valid for the
                 // call; `cache` is NULL or a live cache.
                 unsafe {
                     bindings::wgrs_udp_send4(
                         sk.as_ptr(),
-                        skbs.into_raw(),
+                        skb.into_raw().as_ptr(),
                         dev.as_ptr(),
                         mark,
                         src.as_mut_ptr(),
@@ -320,7 +318,7 @@ impl TunnelNet {
                 unsafe {
                     bindings::wgrs_udp_send6(
                         sk.as_ptr(),
-                        skbs.into_raw(),
+                        skb.into_raw().as_ptr(),
                         dev.as_ptr(),
                         mark,
                         src.as_mut_ptr(),
