@@ -259,27 +259,27 @@ t_down_up_under_traffic() {
 	expect_ok nb ping -c 2 -W 10 192.168.241.1
 }
 
-# Datagrams merged by GRO before they reach the socket: with GRO and
-# rx-gro-list on a veth (and no TSO on its peer, else veth skips GRO), UDP
-# GRO chains our outer datagrams into one fraglist packet (the socket takes
-# no GRO of its own), which the UDP layer parts again and hands us one
-# datagram at a time, each still linked to the next.
-# Bulk TCP through the tunnel, both ways, must arrive whole; iperf3 checks
-# nothing of the data, so a ping of every size up to the MTU with a pattern
-# follows.
-t_gro_list_receive() {
-	local side
+# veth_tunnel OUTER MTU [FEATURE=on|off...]: wga in $A and wgb in $B, each
+# with its socket in its own namespace, meeting over a veth pair of MTU MTU
+# (vetha, vethb) on OUTER addresses (4: 10.10.0.0/24, 6: fd10::/64), with
+# the features set on both veths; the tunnel keeps its default MTU.
+veth_tunnel() {
+	local outer=$1 mtu=$2 side ns veth wg me them addr peer_addr port peer_port inner peer_inner
+	shift 2
 	ip netns add $A && ip netns add $B || fail "ip netns add"
-	ip link add vetha netns $A type veth peer name vethb netns $B || fail "veth"
-	for side in "$A:vetha:wga:a:b:10.10.0.1:10.10.0.2:$PORT_A:$PORT_B:192.168.241.1:192.168.241.2" \
-		"$B:vethb:wgb:b:a:10.10.0.2:10.10.0.1:$PORT_B:$PORT_A:192.168.241.2:192.168.241.1"; do
-		IFS=: read -r ns veth wg me them addr peer_addr port peer_port inner peer_inner <<<"$side"
-		ip -n "$ns" link set lo up && ip -n "$ns" addr add "$addr/24" dev "$veth" &&
+	ip link add vetha mtu "$mtu" netns $A type veth peer name vethb mtu "$mtu" netns $B || fail "veth"
+	for side in "$A vetha wga a b 1 2 $PORT_A $PORT_B 192.168.241.1 192.168.241.2" \
+		"$B vethb wgb b a 2 1 $PORT_B $PORT_A 192.168.241.2 192.168.241.1"; do
+		read -r ns veth wg me them addr peer_addr port peer_port inner peer_inner <<<"$side"
+		if [ "$outer" = 4 ]; then
+			addr=10.10.0.$addr/24 peer_addr=10.10.0.$peer_addr
+		else
+			addr=fd10::$addr/64 peer_addr=[fd10::$peer_addr]
+		fi
+		ip -n "$ns" link set lo up && ip -n "$ns" addr add "$addr" dev "$veth" nodad &&
 			ip -n "$ns" link set "$veth" up || fail "$veth"
-		ip netns exec "$ns" python3 tests/ethtool-features.py "$veth" rx-gro=on rx-gro-list=on \
-			tx-tcp-segmentation=off tx-tcp-ecn-segmentation=off tx-tcp-mangleid-segmentation=off \
-			tx-tcp6-segmentation=off ||
-			fail "GRO on $veth"
+		[ $# = 0 ] || ip netns exec "$ns" python3 tests/ethtool-features.py "$veth" "$@" ||
+			fail "features of $veth: $*"
 		ip -n "$ns" link add "$wg" type wireguard &&
 			ip netns exec "$ns" wg set "$wg" private-key "$KEYS/$me" listen-port "$port" \
 				peer "$(pub "$them")" allowed-ips "$peer_inner/32" endpoint "$peer_addr:$peer_port" &&
@@ -287,14 +287,44 @@ t_gro_list_receive() {
 			fail "$wg"
 	done
 	expect_ok na ping -c 1 -W 10 192.168.241.2
+}
+
+# bulk_both_ways: 5 s of TCP each way at once through the tunnel, which
+# must arrive; iperf3 checks nothing of the data, so a patterned ping of
+# 1300 bytes and one of the tunnel's MTU follow.
+bulk_both_ways() {
 	nb iperf3 -s -1 -B 192.168.241.2 >/dev/null 2>&1 &
 	bg_pid $!
 	wait_for 20 sh -c "ip netns exec $B ss -Htln 'sport = :5201' | grep -q ." || fail "no iperf3 server"
 	expect_ok na iperf3 -t 5 --bidir -c 192.168.241.2
 	expect_match "$T_OUT" 'receiver' "iperf3's summary"
+	! grep 'receiver' <<<"$T_OUT" | grep -q ' 0\.00 bits/sec' || fail "iperf3 moved nothing one way"
 	note "$(grep -m2 'receiver' <<<"$T_OUT" | awk '{ print $7, $8 }' | paste -sd' ')"
 	expect_ok na ping -c 20 -i 0.05 -W 10 -p a5 -s 1300 192.168.241.2
 	expect_ok na ping -c 1 -W 10 -M do -s 1392 192.168.241.2
+}
+
+# Datagrams merged by GRO before they reach the socket: with GRO and
+# rx-gro-list on a veth (and no TSO on its peer, else veth skips GRO), UDP
+# GRO chains our outer datagrams into one fraglist packet (the socket takes
+# no GRO of its own), which the UDP layer parts again and hands us one
+# datagram at a time, each still linked to the next.
+t_gro_list_receive() {
+	veth_tunnel 4 1500 rx-gro=on rx-gro-list=on tx-tcp-segmentation=off \
+		tx-tcp-ecn-segmentation=off tx-tcp-mangleid-segmentation=off tx-tcp6-segmentation=off
+	bulk_both_ways
+}
+
+# An outer path narrower than the tunnel's packets (a veth of MTU 1280 under
+# a tunnel of 1420): every full-sized datagram is fragmented, and so is
+# each one of a train (ours), which the stack parts first.
+t_outer_fragments_v4() {
+	veth_tunnel 4 1280
+	bulk_both_ways
+}
+t_outer_fragments_v6() {
+	veth_tunnel 6 1280
+	bulk_both_ways
 }
 
 # new_kernel_lines SINCE: the kernel log after its first SINCE lines.
@@ -350,6 +380,8 @@ run_test icmp-unreachable        t_icmp_unreachable
 run_test outer-dscp-ecn          t_outer_dscp_ecn
 run_test down-up-under-traffic   t_down_up_under_traffic
 run_test gro-list-receive        t_gro_list_receive
+run_test outer-fragments-v4      t_outer_fragments_v4
+run_test outer-fragments-v6      t_outer_fragments_v6
 run_test handshake-gives-up      long_result handshake-gives-up 300
 run_test rekey-after-time        long_result rekey-after-time 300
 # These touch every device in the kernel: after the long waits.
