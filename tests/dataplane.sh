@@ -316,8 +316,7 @@ t_gro_list_receive() {
 }
 
 # An outer path narrower than the tunnel's packets (a veth of MTU 1280 under
-# a tunnel of 1420): every full-sized datagram is fragmented, and so is
-# each one of a train (ours), which the stack parts first.
+# a tunnel of 1420): the stack fragments every full-sized outer datagram.
 t_outer_fragments_v4() {
 	veth_tunnel 4 1280
 	bulk_both_ways

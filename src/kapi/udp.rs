@@ -115,10 +115,11 @@ unsafe extern "C" fn encap_receive(sk: *mut bindings::sock, skb: *mut bindings::
     let Some(skb) = NonNull::new(skb) else {
         return 0;
     };
-    // SAFETY: the UDP layer gives us ownership of a live buffer. One of the
-    // datagrams a GSO packet parted into at the socket still points to the
-    // next (`udp_queue_rcv_skb` walks them with `skb_list_walk_safe`), so
-    // it is unlinked before it may join a chain of ours.
+    // SAFETY: the UDP layer gives us ownership of a live buffer. When it
+    // parted a GSO packet at the socket, each datagram it hands us still
+    // points to the next (`udp_queue_rcv_skb` walks them with
+    // `skb_list_walk_safe`), so the buffer is unlinked before it may join
+    // a chain of ours.
     let skb = unsafe {
         *super::skb::field::next(skb.as_ptr()) = ptr::null_mut();
         SkBuff::from_raw(skb)
