@@ -437,6 +437,8 @@ int wgrs_skb_ip_addr(const struct sk_buff *skb, bool source, u8 *out)
 }
 
 bool wgrs_skb_is_gso(const struct sk_buff *skb) { return skb_is_gso(skb); }
+u32 wgrs_skb_get_hash(struct sk_buff *skb) { return skb_get_hash(skb); }
+int wgrs_dev_recursion_level(void) { return dev_recursion_level(); }
 
 /* Consumes @skb; returns its segments (or @skb itself when it needs none). */
 struct sk_buff *wgrs_skb_gso_segment(struct sk_buff *skb, int *err)

@@ -150,6 +150,8 @@ int wgrs_pskb_trim(struct sk_buff *skb, unsigned int len);
 bool wgrs_skb_check_ip_protocol(struct sk_buff *skb);
 int wgrs_skb_ip_addr(const struct sk_buff *skb, bool source, u8 *out);
 bool wgrs_skb_is_gso(const struct sk_buff *skb);
+u32 wgrs_skb_get_hash(struct sk_buff *skb);
+int wgrs_dev_recursion_level(void);
 struct sk_buff *wgrs_skb_gso_segment(struct sk_buff *skb, int *err);
 struct sk_buff *wgrs_skb_share_check(struct sk_buff *skb);
 u32 wgrs_skb_route_mtu(const struct sk_buff *skb, u32 dev_mtu);

@@ -29,7 +29,7 @@ use crate::kapi::udp::{self, DstCache};
 use crate::kapi::work::Work;
 use crate::messages::{MAX_QUEUED_PACKETS, REKEY_TIMEOUT};
 use crate::noise::{self, DeviceNoise, Keypair, NoisePeer, PeerNoise};
-use crate::send::{HandshakeSendWork, TxWork};
+use crate::send::{FastLane, HandshakeSendWork, TxWork};
 use crate::timers::{ClearKeysWork, Timers};
 use crate::wg_debug;
 use kernel::{
@@ -166,6 +166,8 @@ pub(crate) struct Peer {
     /// Packets waiting for a session (at most `MAX_STAGED_PACKETS`).
     #[pin]
     pub(crate) staged: SpinLockBh<SkbQueue>,
+    #[pin]
+    pub(crate) fast_lane: FastLane,
     /// Packets being encrypted, in the order they are to be sent.
     #[pin]
     pub(crate) tx_queue: OrderedQueue<Keypair<Peer>>,
@@ -242,6 +244,7 @@ impl Peer {
             noise <- PeerNoise::new(remote_static, preshared_key),
             dead: Atomic::new(false),
             staged <- new_spinlock_bh!(SkbQueue::new()),
+            fast_lane <- FastLane::new(),
             tx_queue <- OrderedQueue::new(MAX_QUEUED_PACKETS as i32),
             rx_queue <- OrderedQueue::new(MAX_QUEUED_PACKETS as i32),
             endpoint <- new_spinlock_bh!(PeerEndpoint { sockaddr: None, route: None }),

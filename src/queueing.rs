@@ -65,12 +65,13 @@ pub(crate) fn transmit(peer: &RcuArc<Peer>) {
     }
 }
 
-fn serial_cpu(peer: &Peer) -> u32 {
+/// The CPU the peer's packets leave from.
+pub(crate) fn serial_cpu(peer: &Peer) -> u32 {
     cpu::choose_online(&peer.serial_cpu, peer.internal_id)
 }
 
 /// Runs the peer's transmission from its work item on `cpu` (from `xmit`,
 /// which may not send itself, or from another CPU).
-fn kick_transmit(peer: &RcuArc<Peer>, cpu: u32) {
+pub(crate) fn kick_transmit(peer: &RcuArc<Peer>, cpu: u32) {
     peer.tx_work.queue_on(peer, &peer.tunnel.crypt_wq, cpu);
 }

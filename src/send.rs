@@ -8,12 +8,22 @@
 //! the parallel encryption stage ([`queueing`](crate::queueing)). The
 //! peer's finished batches leave in order from its CPU, sent by the worker
 //! there or by the peer's [`TxWork`].
+//!
+//! The fast lane: a small packet of a flow with nothing in flight, while
+//! other flows fill the pipeline, is encrypted in `xmit` and leaves ahead
+//! of them (pings, DNS, keystrokes under a bulk transfer), from the peer's
+//! CPU like every other. Flows are told apart by their hash, in
+//! [`FLOW_CLASSES`] classes; a packet whose class has anything in flight
+//! keeps its place, so that no flow is reordered (two flows of a class only
+//! lose the fast lane).
 
 use crate::device::{Tunnel, DATA_PACKET_HEAD_ROOM};
-use crate::kapi::netdev::Stat;
+use crate::kapi::cpu;
+use crate::kapi::netdev::{self, Stat};
 use crate::kapi::queue::{InFlight, Packet, PacketState};
 use crate::kapi::rcu::{self, RcuArc};
-use crate::kapi::skb::{SkBuff, SkbQueue};
+use crate::kapi::skb::{SkBuff, SkbMut, SkbQueue};
+use crate::kapi::sync::{new_spinlock_bh, SpinLockBh, SpinLockBhGuard};
 use crate::kapi::time;
 use crate::kapi::work::{DrainHandler, WorkHandler};
 use crate::messages::{
@@ -23,7 +33,17 @@ use crate::messages::{
 use crate::noise::{self, Keypair, NoisePeer};
 use crate::peer::Peer;
 use crate::{queueing, receive, socket, timers, wg_debug_ratelimited};
-use kernel::sync::atomic::Relaxed;
+use kernel::prelude::*;
+use kernel::sync::atomic::{Atomic, Relaxed};
+
+/// The flow classes the fast lane tells apart.
+const FLOW_CLASSES: usize = 32;
+/// The largest packet that may take the fast lane: interactive traffic,
+/// cheap to encrypt in the sender's context.
+const FAST_LANE_MAX_LEN: usize = 256;
+/// How many packets must be in flight before one may overtake them: fewer
+/// make a short wait, and the usual lane handles them in batches.
+const FAST_LANE_MIN_QUEUE: u32 = 32;
 
 /// The device's transmit path (upstream `wg_xmit`): routes the packet to
 /// its peer by the allowed IPs and stages it there.
@@ -59,6 +79,8 @@ pub(crate) fn xmit(tunnel: &Tunnel, mut skb: SkBuff) {
     }
 
     let mtu = skb.as_mut().route_mtu(dev.mtu());
+    let class = skb.as_mut().flow_hash() as usize % FLOW_CLASSES;
+    let small = skb.len() <= FAST_LANE_MAX_LEN && !skb.as_mut().is_gso();
     let mut packets = SkbQueue::new();
     if skb.as_mut().is_gso() {
         match skb.gso_segment() {
@@ -76,15 +98,94 @@ pub(crate) fn xmit(tunnel: &Tunnel, mut skb: SkBuff) {
         stage_segment(&mut packets, skb, mtu);
     }
 
+    // Not when nested in another device's transmission, which may be our
+    // own sending (a routing loop).
+    if small && peer.fast_lane.may_overtake(class) && netdev::xmit_nesting() <= 1 {
+        let Some(skb) = packets.pop_front() else {
+            return;
+        };
+        match overtake(&peer, skb) {
+            Ok(()) => return,
+            Err(skb) => packets.push_back(skb),
+        }
+    }
     let mut staged = peer.staged.lock();
     // Too many waiting: drop the oldest first, never part of this batch.
     while staged.len() > MAX_STAGED_PACKETS {
         drop(staged.pop_front());
         dev.count(Stat::TxDropped, 1);
     }
+    peer.fast_lane.number(&mut packets, Some(class));
     staged.append(&mut packets);
     drop(staged);
     send_staged(&peer);
+}
+
+/// A peer's fast lane. Staged packets are numbered in the order they are
+/// staged, which is the order they leave in, and each flow class keeps the
+/// number of its last; the peer's CPU notes the last that left, after
+/// sending it. Packets that overtake wait, sealed, on the express list,
+/// which that CPU empties before each batch it sends.
+#[pin_data]
+pub(crate) struct FastLane {
+    #[pin]
+    express: SpinLockBh<SkbQueue>,
+    /// Whether `express` may hold packets, for looking without the lock.
+    express_pending: Atomic<bool>,
+    /// The number of the last packet staged. Written under the staged lock.
+    staged: Atomic<u32>,
+    /// The number of the last packet that left, sent or dropped in order.
+    left: Atomic<u32>,
+    /// The number of each class's last staged packet. Written under the
+    /// staged lock.
+    classes: [Atomic<u32>; FLOW_CLASSES],
+}
+
+impl FastLane {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(FastLane {
+            express <- new_spinlock_bh!(SkbQueue::new()),
+            express_pending: Atomic::new(false),
+            staged: Atomic::new(0),
+            left: Atomic::new(0),
+            classes: [const { Atomic::new(0) }; FLOW_CLASSES],
+        })
+    }
+
+    /// Numbers `packets` (of flow class `class`, if any) as the next to be
+    /// staged. Under the peer's staged lock.
+    fn number(&self, packets: &mut SkbQueue, class: Option<usize>) {
+        let mut seq = self.staged.load(Relaxed);
+        packets.for_each(|mut skb| {
+            seq = seq.wrapping_add(1);
+            skb.meta().seq = seq;
+        });
+        self.staged.store(seq, Relaxed);
+        if let Some(slot) = class.and_then(|class| self.classes.get(class)) {
+            slot.store(seq, Relaxed);
+        }
+    }
+
+    /// Whether a packet of `class` may overtake the packets in flight:
+    /// there are enough to wait for, and none of its class.
+    fn may_overtake(&self, class: usize) -> bool {
+        let left = self.left.load(Relaxed);
+        let Some(last_of_class) = self.classes.get(class) else {
+            return false;
+        };
+        let in_flight = self.staged.load(Relaxed).wrapping_sub(left);
+        (FAST_LANE_MIN_QUEUE..i32::MAX as u32).contains(&in_flight) && !is_before(left, last_of_class.load(Relaxed))
+    }
+
+    /// Everything staged up to `seq` has left.
+    fn left(&self, seq: u32) {
+        self.left.store(seq, Relaxed);
+    }
+}
+
+/// Whether order number `a` came before `b` (they wrap).
+fn is_before(a: u32, b: u32) -> bool {
+    (b.wrapping_sub(a) as i32) > 0
 }
 
 fn stage_segment(packets: &mut SkbQueue, skb: SkBuff, mtu: u32) {
@@ -116,12 +217,8 @@ pub(crate) fn send_staged(peer: &RcuArc<Peer>) {
         return;
     };
     let mut nonce = first_nonce;
-    packets.for_each(|mut skb| {
-        // No outer TOS but the inner ECN bits: nothing else leaks.
-        let ds = skb.ecn_encap();
-        let meta = skb.meta();
-        meta.ds = ds;
-        meta.nonce = nonce;
+    packets.for_each(|skb| {
+        set_nonce(skb, nonce);
         nonce += 1;
     });
     let Some(packet) = Packet::new(packets, keypair) else {
@@ -133,6 +230,64 @@ pub(crate) fn send_staged(peer: &RcuArc<Peer>) {
     queueing::encrypt(peer, packet);
 }
 
+fn set_nonce(mut skb: SkbMut<'_>, nonce: u64) {
+    // No outer TOS but the inner ECN bits: nothing else leaks.
+    let ds = skb.ecn_encap();
+    let meta = skb.meta();
+    meta.ds = ds;
+    meta.nonce = nonce;
+}
+
+/// Seals `skb` with the peer's current keypair and puts it on the express
+/// list, which it leaves by now if this is the peer's CPU. Gives it back
+/// if there is no keypair to use, or if the list is busy: being emptied
+/// further up this CPU's stack (our sending looped back), or filled by
+/// another CPU.
+fn overtake(peer: &RcuArc<Peer>, mut skb: SkBuff) -> Result<(), SkBuff> {
+    let lane = &peer.fast_lane;
+    let Some(mut express) = lane.express.try_lock() else {
+        return Err(skb);
+    };
+    let Some(keypair) = peer.noise.keypairs.current_arc(&rcu::read_lock()) else {
+        return Err(skb);
+    };
+    let Some(nonce) = keypair.reserve_nonces(1) else {
+        return Err(skb);
+    };
+    set_nonce(skb.as_mut(), nonce);
+    if !seal(skb.as_mut(), keypair.sending_key(), keypair.remote_index()) {
+        return Ok(());
+    }
+    express.push_back(skb);
+    lane.express_pending.store(true, Relaxed);
+    let cpu = queueing::serial_cpu(peer);
+    if cpu == cpu::current() {
+        send_express_locked(peer, express);
+    } else {
+        drop(express);
+        queueing::kick_transmit(peer, cpu);
+    }
+    Ok(())
+}
+
+/// Sends what waits on the express list, before anything staged after it.
+/// On the peer's CPU, not under the list's lock (nothing that sends under
+/// it comes back here).
+fn send_express(peer: &RcuArc<Peer>) {
+    if peer.fast_lane.express_pending.load(Relaxed) {
+        send_express_locked(peer, peer.fast_lane.express.lock());
+    }
+}
+
+/// Holds the list while sending, so that nothing overtakes what it held.
+fn send_express_locked(peer: &RcuArc<Peer>, mut express: SpinLockBhGuard<'_, SkbQueue>) {
+    peer.fast_lane.express_pending.store(false, Relaxed);
+    let packets = core::mem::replace(&mut *express, SkbQueue::new());
+    if !packets.is_empty() {
+        send_finished(peer, packets.into_list());
+    }
+}
+
 /// Sends a keepalive, unless data is waiting to go anyway.
 pub(crate) fn send_keepalive(peer: &RcuArc<Peer>) {
     if peer.staged.lock().is_empty() {
@@ -140,7 +295,12 @@ pub(crate) fn send_keepalive(peer: &RcuArc<Peer>) {
             return;
         };
         skb.as_mut().meta().mtu = peer.tunnel.netdev().mtu();
-        peer.staged.lock().push_back(skb);
+        let mut packets = SkbQueue::new();
+        packets.push_back(skb);
+        let mut staged = peer.staged.lock();
+        peer.fast_lane.number(&mut packets, None);
+        staged.append(&mut packets);
+        drop(staged);
         wg_debug_ratelimited!(
             "{}: Sending keepalive packet to peer {} ({})\n",
             peer.tunnel.netdev().name(),
@@ -166,34 +326,45 @@ fn padding(len: usize, mtu: u32) -> usize {
 /// Encrypts a packet in place, for the encryption workers.
 pub(crate) fn encrypt(in_flight: &mut InFlight<Keypair<Peer>>) -> PacketState {
     let keypair = in_flight.key();
-    let key = *keypair.sending_key();
-    let remote_index = keypair.remote_index();
+    let (key, remote_index) = (*keypair.sending_key(), keypair.remote_index());
     let mut state = PacketState::Done;
-    in_flight.for_each(|mut skb| {
-        if state == PacketState::Dead {
-            return;
-        }
-        let meta = skb.meta();
-        let (nonce, mtu) = (meta.nonce, meta.mtu);
-        let header = DataHeader { receiver_index: remote_index, counter: nonce }.to_bytes();
-        let padding = padding(skb.len(), mtu);
-        if skb.seal(DATA_PACKET_HEAD_ROOM, &header, padding, nonce, &key) {
-            skb.reset(true);
-        } else {
+    in_flight.for_each(|skb| {
+        if state == PacketState::Done && !seal(skb, &key, remote_index) {
             state = PacketState::Dead;
         }
     });
     state
 }
 
+/// Encrypts one buffer in place, for the peer's `remote_index`, under `key`
+/// and the nonce in its metadata; false if it can only be freed.
+fn seal(mut skb: SkbMut<'_>, key: &[u8; 32], remote_index: u32) -> bool {
+    let meta = skb.meta();
+    let (nonce, mtu) = (meta.nonce, meta.mtu);
+    let header = DataHeader { receiver_index: remote_index, counter: nonce }.to_bytes();
+    let padding = padding(skb.len(), mtu);
+    if !skb.seal(DATA_PACKET_HEAD_ROOM, &header, padding, nonce, key) {
+        return false;
+    }
+    skb.reset(true);
+    true
+}
+
 /// Sends the peer's batches the workers finished, in the order they were
 /// staged (upstream `wg_packet_tx_worker`); with another thread at it,
 /// leaves them to that one.
 pub(crate) fn transmit_finished(peer: &RcuArc<Peer>) {
+    send_express(peer);
     peer.tx_queue.drain_finished(usize::MAX, |packet, state| {
-        let (segments, _keypair) = packet.into_parts();
+        send_express(peer);
+        let (mut segments, _keypair) = packet.into_parts();
+        let mut last = None;
+        segments.for_each(|mut skb| last = Some(skb.meta().seq));
         if state == PacketState::Done {
             send_finished(peer, segments);
+        }
+        if let Some(seq) = last {
+            peer.fast_lane.left(seq);
         }
     });
 }

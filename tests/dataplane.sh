@@ -1,7 +1,7 @@
 #!/bin/bash
 # Data-plane tests that the kernel's netns.sh does not make, run as root in
 # the test VM with IMPL=rs|c (both must pass; the expectations are what the
-# C driver of Linux 7.3 does):
+# C driver of Linux 7.3 does, but for fast-lane, ours only):
 #   tools/vm-run tests/dataplane.sh [TEST-GLOB...]
 #
 # Two namespaces, wgrs-a and wgrs-b, hold wga and wgb; their UDP sockets stay
@@ -326,6 +326,39 @@ t_outer_fragments_v6() {
 	bulk_both_ways
 }
 
+# flow_order: tests/flow-order.py from $A to $B through the tunnel (a burst
+# of bulk datagrams, then small ones of that flow and of four others); its
+# verdicts in $T_OUT.
+flow_order() {
+	pair
+	expect_ok na ping -c 1 -W 10 192.168.241.2
+	nb python3 tests/flow-order.py recv 7000 5 >"$T_DIR/order" 2>&1 &
+	bg_pid $!
+	wait_for 60 grep -q listening "$T_DIR/order" || fail "the receiver did not start"
+	expect_ok na python3 tests/flow-order.py send 192.168.241.2 7000
+	wait_for 60 grep -q '^overtook' "$T_DIR/order" || fail "the receiver did not finish"
+	T_OUT=$(tail -n 3 "$T_DIR/order")
+	note "$(paste -sd';' <<<"$T_OUT")"
+}
+
+# No flow is reordered through the tunnel, whatever its packets' sizes and
+# whatever else is queued (our fast lane lets small packets of other flows
+# overtake, never of their own).
+t_flows_keep_order() {
+	flow_order
+	expect_match "$T_OUT" '^order ok$' "the order of each flow"
+	expect_match "$T_OUT" '^lost 0 ' "datagrams lost"
+}
+
+# Beyond the C driver: a small packet of a flow with nothing queued
+# overtakes a burst of another flow that fills the tunnel (the fast lane),
+# in order with its own flow (above).
+t_fast_lane() {
+	flow_order
+	expect_match "$T_OUT" '^order ok$' "the order of each flow"
+	expect_match "$T_OUT" '^overtook [1-9]' "small datagrams of other flows ahead of the burst"
+}
+
 # new_kernel_lines SINCE: the kernel log after its first SINCE lines.
 new_kernel_lines() { dmesg | tail -n +$(($1 + 1)); }
 
@@ -381,6 +414,12 @@ run_test down-up-under-traffic   t_down_up_under_traffic
 run_test gro-list-receive        t_gro_list_receive
 run_test outer-fragments-v4      t_outer_fragments_v4
 run_test outer-fragments-v6      t_outer_fragments_v6
+run_test flows-keep-order        t_flows_keep_order
+if [ "$IMPL" = rs ]; then
+	run_test fast-lane           t_fast_lane
+else
+	echo "skip fast-lane: the C driver has none"
+fi
 run_test handshake-gives-up      long_result handshake-gives-up 300
 run_test rekey-after-time        long_result rekey-after-time 300
 # These touch every device in the kernel: after the long waits.

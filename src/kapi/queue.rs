@@ -47,6 +47,8 @@ pub(crate) struct PacketMeta {
     pub(crate) nonce: u64,
     /// The MTU to pad to, or 0 for none.
     pub(crate) mtu: u32,
+    /// Where the packet stands in its peer's transmit order.
+    pub(crate) seq: u32,
     /// The outer DS field.
     pub(crate) ds: u8,
 }

@@ -315,6 +315,13 @@ impl SkbMut<'_> {
         unsafe { bindings::wgrs_skb_is_gso(self.as_ptr()) }
     }
 
+    /// The packet's flow hash (`skb_get_hash`): the one its socket set, or
+    /// else one computed from its addresses and ports, and kept.
+    pub(crate) fn flow_hash(&mut self) -> u32 {
+        // SAFETY: the buffer is ours.
+        unsafe { bindings::wgrs_skb_get_hash(self.as_ptr()) }
+    }
+
     /// The MTU of the route the packet came with, or `dev_mtu` without one.
     pub(crate) fn route_mtu(&self, dev_mtu: u32) -> u32 {
         // SAFETY: the buffer is live.
