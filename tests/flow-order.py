@@ -6,9 +6,11 @@
 
 The sender's flow 0 sends BURSTS bursts of SEGMENTS datagrams of SEGMENT
 bytes, each burst one write (UDP_SEGMENT: GSO, so the tunnel gets the
-burst at once), then one small datagram; right after, flows 1 to SMALL_FLOWS
-(sockets of their own, so flows of their own) send one small datagram
-each. Every datagram starts with its flow and its number in the flow.
+burst at once; with a send buffer that holds them all, so that none
+waits for the tunnel), then one small datagram; right after, flows 1 to
+SMALL_FLOWS (sockets of their own, so flows of their own) send one small
+datagram each. Every datagram starts with its flow and its number in the
+flow.
 
 The receiver prints, once SECONDS pass without a datagram, the arrival
 order as "FLOW SEQ" lines, then the verdicts the tests read:
@@ -31,6 +33,7 @@ SEGMENT = 1380  # + 28 bytes of headers: within the tunnel's MTU of 1420
 SMALL = 64
 SMALL_FLOWS = 4
 UDP_SEGMENT = 103
+SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
 TOTAL = BURSTS * SEGMENTS + 1 + SMALL_FLOWS
 
@@ -42,6 +45,7 @@ def datagram(flow, seq, size):
 def send(addr, port):
     bulk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     bulk.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, SEGMENT)
+    bulk.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 16 << 20)
     small = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(SMALL_FLOWS)]
     seq = 0
     for _ in range(BURSTS):
