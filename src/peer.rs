@@ -166,6 +166,7 @@ pub(crate) struct Peer {
     /// Packets waiting for a session (at most `MAX_STAGED_PACKETS`).
     #[pin]
     pub(crate) staged: SpinLockBh<SkbQueue>,
+    /// Lets small packets of quiet flows overtake the queue (`send`).
     #[pin]
     pub(crate) fast_lane: FastLane,
     /// Packets being encrypted, in the order they are to be sent.

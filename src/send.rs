@@ -10,7 +10,8 @@
 //! there or by the peer's [`TxWork`].
 //!
 //! The fast lane: a small packet of a flow with nothing in flight, while
-//! other flows fill the pipeline, is encrypted in `xmit` and leaves ahead
+//! other flows fill the pipeline ([`FAST_LANE_MIN_QUEUE`] packets or more),
+//! is encrypted in `xmit` and leaves ahead
 //! of them (pings, DNS, keystrokes under a bulk transfer), from the peer's
 //! CPU like every other. Flows are told apart by their hash, in
 //! [`FLOW_CLASSES`] classes; a packet whose class has anything in flight
@@ -173,6 +174,7 @@ impl FastLane {
         let Some(last_of_class) = self.classes.get(class) else {
             return false;
         };
+        // Read apart from each other: a "negative" count is a stale view.
         let in_flight = self.staged.load(Relaxed).wrapping_sub(left);
         (FAST_LANE_MIN_QUEUE..i32::MAX as u32).contains(&in_flight) && !is_before(left, last_of_class.load(Relaxed))
     }

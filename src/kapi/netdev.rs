@@ -417,8 +417,8 @@ impl<T: LinkOps> Private<T> {
 
 /// How deeply the current transmission is nested in devices' transmit
 /// functions (`dev_recursion_level`): 1 in a device's `ndo_start_xmit`
-/// called by the stack, more when a packet of another device's is on its
-/// way out through this one.
+/// called by the stack, more when the packet is another device's (a
+/// tunnel's outer packet) on its way out through this one.
 pub(crate) fn xmit_nesting() -> i32 {
     // SAFETY: no preconditions.
     unsafe { bindings::wgrs_dev_recursion_level() }
