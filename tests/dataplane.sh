@@ -289,13 +289,18 @@ veth_tunnel() {
 	expect_ok na ping -c 1 -W 10 192.168.241.2
 }
 
+# iperf3_server: an iperf3 server in $B for one client, listening.
+iperf3_server() {
+	nb iperf3 -s -1 -B 192.168.241.2 >/dev/null 2>&1 &
+	bg_pid $!
+	wait_for 20 sh -c "ip netns exec $B ss -Htln 'sport = :5201' | grep -q ." || fail "no iperf3 server"
+}
+
 # bulk_both_ways: 5 s of TCP each way at once through the tunnel, which
 # must arrive; iperf3 checks nothing of the data, so a patterned ping of
 # 1300 bytes and one of the tunnel's MTU follow.
 bulk_both_ways() {
-	nb iperf3 -s -1 -B 192.168.241.2 >/dev/null 2>&1 &
-	bg_pid $!
-	wait_for 20 sh -c "ip netns exec $B ss -Htln 'sport = :5201' | grep -q ." || fail "no iperf3 server"
+	iperf3_server
 	expect_ok na iperf3 -t 5 --bidir -c 192.168.241.2
 	expect_match "$T_OUT" 'receiver' "iperf3's summary"
 	! grep 'receiver' <<<"$T_OUT" | grep -q ' 0\.00 bits/sec' || fail "iperf3 moved nothing one way"
@@ -327,11 +332,17 @@ t_outer_fragments_v6() {
 }
 
 # flow_order: tests/flow-order.py from $A to $B through the tunnel (a burst
-# of bulk datagrams, then small ones of that flow and of four others); its
-# verdicts in $T_OUT.
+# of bulk datagrams, then small ones of that flow and of four others), while
+# a TCP stream keeps the tunnel's queue long, so that the burst waits in it
+# (alone, the crypto workers can keep up with the sender: fast-lane failed
+# two .ci/runs so); its verdicts in $T_OUT.
 flow_order() {
 	pair
 	expect_ok na ping -c 1 -W 10 192.168.241.2
+	iperf3_server
+	ip netns exec $A iperf3 -c 192.168.241.2 -t 120 >/dev/null 2>&1 &
+	bg_pid $!
+	sleep 2
 	nb python3 tests/flow-order.py recv 7000 5 >"$T_DIR/order" 2>&1 &
 	bg_pid $!
 	wait_for 60 grep -q listening "$T_DIR/order" || fail "the receiver did not start"
@@ -347,7 +358,8 @@ flow_order() {
 t_flows_keep_order() {
 	flow_order
 	expect_match "$T_OUT" '^order ok$' "the order of each flow"
-	expect_match "$T_OUT" '^lost 0 ' "datagrams lost"
+	# The datagrams share the tunnel's queues with the TCP stream.
+	expect_match "$T_OUT" '^lost ([0-9]|[1-2][0-9]) ' "datagrams lost (at most 29 of 325)"
 }
 
 # Beyond the C driver: a small packet of a flow with nothing queued
