@@ -2,7 +2,10 @@
 /*
  * Out-of-line wrappers for static inline kernel APIs and for net_device
  * fields whose layout (bitfields, struct groups) bindgen cannot express
- * safely. Each is a one-liner; the logic lives in Rust.
+ * safely. Most are one-liners, and WireGuard's logic lives in Rust; the
+ * longer ones are the stack's own plumbing: routing and sending on a UDP
+ * tunnel socket (as upstream's socket.c), and the buffer preparation
+ * around the AEAD.
  */
 #include "wireguard_rs.h"
 #include <net/gso.h>
