@@ -11,19 +11,18 @@
 //!
 //! The fast lane: a small packet of a flow with nothing in flight, while
 //! other flows fill the pipeline ([`FAST_LANE_MIN_QUEUE`] packets or more),
-//! is encrypted in `xmit` and leaves ahead
-//! of them (pings, DNS, keystrokes under a bulk transfer), from the peer's
-//! CPU like every other. Flows are told apart by their hash, in
-//! [`FLOW_CLASSES`] classes; a packet whose class has anything in flight
-//! keeps its place, so that no flow is reordered (two flows of a class only
-//! lose the fast lane).
+//! is encrypted in `xmit` and leaves ahead of them (pings, DNS, keystrokes
+//! under a bulk transfer), from the peer's CPU like every other. Flows are
+//! told apart by their hash, in [`FLOW_CLASSES`] classes; a packet whose
+//! class has anything in flight keeps its place, so that no flow is
+//! reordered (two flows of a class only lose the fast lane).
 
 use crate::device::{Tunnel, DATA_PACKET_HEAD_ROOM};
 use crate::kapi::cpu;
 use crate::kapi::netdev::{self, Stat};
 use crate::kapi::queue::{InFlight, Packet, PacketState};
 use crate::kapi::rcu::{self, RcuArc};
-use crate::kapi::skb::{SkBuff, SkbMut, SkbQueue};
+use crate::kapi::skb::{SkBuff, SkbList, SkbMut, SkbQueue};
 use crate::kapi::sync::{new_spinlock_bh, SpinLockBh, SpinLockBhGuard};
 use crate::kapi::time;
 use crate::kapi::work::{DrainHandler, WorkHandler};
@@ -81,9 +80,10 @@ pub(crate) fn xmit(tunnel: &Tunnel, mut skb: SkBuff) {
 
     let mtu = skb.as_mut().route_mtu(dev.mtu());
     let class = skb.as_mut().flow_hash() as usize % FLOW_CLASSES;
-    let small = skb.len() <= FAST_LANE_MAX_LEN && !skb.as_mut().is_gso();
+    let gso = skb.as_mut().is_gso();
+    let small = !gso && skb.len() <= FAST_LANE_MAX_LEN;
     let mut packets = SkbQueue::new();
-    if skb.as_mut().is_gso() {
+    if gso {
         match skb.gso_segment() {
             Ok(mut segments) => {
                 while let Some(segment) = segments.pop() {
@@ -383,7 +383,7 @@ impl WorkHandler for TxWork {
 }
 
 /// Sends a finished batch (upstream `wg_packet_create_data_done`).
-fn send_finished(peer: &RcuArc<Peer>, mut segments: crate::kapi::skb::SkbList) {
+fn send_finished(peer: &RcuArc<Peer>, mut segments: SkbList) {
     let mut data_sent = false;
     timers::any_authenticated_packet_traversal(peer);
     timers::any_authenticated_packet_sent(peer);

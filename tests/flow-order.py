@@ -63,17 +63,14 @@ def recv(port, seconds):
     s.bind(("0.0.0.0", port))
     print("listening", flush=True)
     arrivals = []
-    s.settimeout(None)
+    # No limit until the first datagram; then SECONDS of silence end it.
     while True:
-        data = s.recv(65536)
-        arrivals.append(struct.unpack("!II", data[:8]))
-        s.settimeout(seconds)
         try:
-            while True:
-                data = s.recv(65536)
-                arrivals.append(struct.unpack("!II", data[:8]))
+            data = s.recv(65536)
         except socket.timeout:
             break
+        arrivals.append(struct.unpack("!II", data[:8]))
+        s.settimeout(seconds)
     for flow, seq in arrivals:
         print(flow, seq)
     last = {}
